@@ -1,0 +1,49 @@
+"""``get_extra_info()`` keys computed from AnyIO's typed attributes."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from anyio import TypedAttributeProvider
+from anyio.abc import SocketAttribute
+from anyio.streams.tls import TLSAttribute
+
+
+def _address(sock: socket.socket, method: str) -> Any:
+    try:
+        return getattr(sock, method)()
+    except OSError:
+        return None
+
+
+def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:
+    """The extra info asyncio would give for *stream*, as of now.
+
+    With a socket underneath: ``'socket'``, and ``'sockname'``/``'peername'`` as the
+    socket returns them (IPv6 4-tuples included), ``None`` when the call fails.
+    With TLS on top: ``'sslcontext'``, ``'ssl_object'``, ``'peercert'``,
+    ``'cipher'``, ``'compression'``. Taken at creation, as asyncio does, so they
+    stay readable after the connection is closed.
+    """
+    info: dict[str, Any] = {}
+    sock: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
+    if sock is not None:
+        info["socket"] = sock
+        info["sockname"] = _address(sock, "getsockname")
+        info["peername"] = _address(sock, "getpeername")
+    else:
+        local = stream.extra(SocketAttribute.local_address, None)
+        if local is not None:
+            info["sockname"] = local
+        remote = stream.extra(SocketAttribute.remote_address, None)
+        if remote is not None:
+            info["peername"] = remote
+    ssl_object = stream.extra(TLSAttribute.ssl_object, None)
+    if ssl_object is not None:
+        info["sslcontext"] = ssl_object.context
+        info["ssl_object"] = ssl_object
+        info["peercert"] = ssl_object.getpeercert()
+        info["cipher"] = ssl_object.cipher()
+        info["compression"] = ssl_object.compression()
+    return info

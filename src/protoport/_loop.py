@@ -1,0 +1,423 @@
+"""The loop facade: asyncio's loop methods, owned by an AnyIO task group."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextvars
+import functools
+import sys
+import weakref
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+from anyio.abc import ByteStream, TaskGroup
+
+from . import _runtime
+from ._exception_handling import log_exception_context, logger
+from ._futures import Future, Task
+from ._scheduler import Scheduler
+from ._stream_transport import StreamTransport
+
+T = TypeVar("T")
+if TYPE_CHECKING:
+    from typing_extensions import TypeVarTuple, Unpack
+
+    _Ts = TypeVarTuple("_Ts")
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+_innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
+    "protoport_innermost_loop", default=None
+)
+
+
+class Loop(asyncio.AbstractEventLoop):
+    """A loop-like object with asyncio's networking and scheduling methods.
+
+    Obtain one with ``async with protoport.open_loop() as loop`` or
+    :func:`protoport.get_running_loop`. Every transport and task it makes lives in
+    its task group: leaving the ``async with`` block closes them all, each protocol
+    receiving ``connection_lost()`` exactly once.
+
+    Under asyncio, ``call_soon``/``call_later``/``call_at``/``time``/
+    ``create_future``/``create_task`` delegate to the running asyncio loop. Under
+    Trio, one scheduler task runs the callbacks, futures are :class:`asyncio.Future`
+    objects that Trio tasks can await, and ``asyncio.get_running_loop()`` returns
+    this object while a protocol or scheduled callback, or a task created here, runs.
+    """
+
+    def __init__(self) -> None:
+        self._runtime = _runtime.current_runtime()
+        self._trio = self._runtime == "trio"
+        self._aio = None if self._trio else asyncio.get_running_loop()
+        self._scheduler = Scheduler(self) if self._trio else None
+        self._threadsafe = _runtime.threadsafe_scheduler(self._runtime)
+        self._task_group: TaskGroup | None = None
+        self._pending_spawns: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        self._transports: set[StreamTransport] = set()
+        self._tasks: set[asyncio.Task[Any] | Task[Any]] = set()
+        self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
+        self._exception_handler: ExceptionHandler | None = None
+        self._debug = False
+        self._running = False
+        self._exiting = False
+        self._closed = False
+        self._token: contextvars.Token[Loop | None] | None = None
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "running" if self._running else "idle"
+        return f"<protoport.Loop {state} on {self._runtime}>"
+
+    # -- life cycle ------------------------------------------------------------
+
+    async def __aenter__(self) -> Loop:
+        if self._running or self._closed:
+            raise RuntimeError("a protoport loop can be entered only once")
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        self._running = True
+        self._token = _innermost.set(self)
+        if self._scheduler is not None:
+            self._task_group.start_soon(self._scheduler.run)
+        for fn, args in self._pending_spawns:
+            self._task_group.start_soon(fn, *args)
+        self._pending_spawns.clear()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        if self._token is not None:
+            try:
+                _innermost.reset(self._token)
+            except ValueError:  # exited in another context than it was entered
+                pass
+        self._exiting = True
+        graceful = exc_type is None
+        for transport in list(self._transports):
+            if not (graceful and transport.is_closing()):
+                transport._force_close(None)
+        for task in list(self._tasks):
+            task.cancel()
+        if not graceful or not self._transports:
+            self._task_group.cancel_scope.cancel()
+        try:
+            return await self._task_group.__aexit__(exc_type, exc, tb)
+        finally:
+            self._closed = True
+            with anyio.CancelScope(shield=True):
+                await self._finish_leftovers()
+            for handle in list(self._handles):
+                handle.cancel()
+            if self._scheduler is not None:
+                self._scheduler.cancel_all()
+            self._running = False
+
+    async def _finish_leftovers(self) -> None:
+        # Tasks that a cancelled task group never started still owe their
+        # connection_lost() calls and their results.
+        for transport in list(self._transports):
+            await transport._finish()
+        for task in list(self._tasks):
+            if isinstance(task, Task) and not task.done():
+                task.get_coro().close()
+                task._finish_cancelled()
+        self._tasks.clear()
+
+    async def _host_until_run_ends(self) -> None:
+        async with self:
+            await anyio.sleep_forever()
+
+    def _spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        if self._task_group is None:
+            self._pending_spawns.append((fn, args))
+        else:
+            self._task_group.start_soon(fn, *args)
+
+    def _invoke(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call a protocol callback; under Trio with this loop as asyncio's running
+        loop."""
+        if self._trio:
+            return _runtime.call_with_running_loop(self, fn, *args)
+        return fn(*args)
+
+    def _forget(self, transport: StreamTransport) -> None:
+        self._transports.discard(transport)
+        if self._exiting and not self._transports and self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    # -- transports ------------------------------------------------------------
+
+    async def connect_stream(
+        self,
+        protocol_factory: Callable[[], _P],
+        stream: ByteStream,
+        *,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[StreamTransport, _P]:
+        """Run a protocol over any AnyIO byte stream.
+
+        Calls *protocol_factory*, wraps *stream* in a :class:`StreamTransport`, and
+        returns ``(transport, protocol)`` once ``connection_made()`` has run. The
+        transport owns the stream from then on. If the factory raises, the stream is
+        closed and the exception propagates.
+
+        :param extra: additional ``get_extra_info()`` keys
+        """
+        if self._closed:
+            await anyio.aclose_forcefully(stream)
+            raise RuntimeError("Event loop is closed")
+        try:
+            protocol = self._invoke(protocol_factory)
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+        transport = StreamTransport(self, stream, protocol, extra)
+        self._transports.add(transport)
+        transport._start()
+        await anyio.lowlevel.checkpoint()
+        return transport, protocol
+
+    # -- scheduling ------------------------------------------------------------
+
+    def time(self) -> float:
+        if self._aio is not None:
+            return self._aio.time()
+        assert self._scheduler is not None
+        return self._scheduler.time()
+
+    def call_soon(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        self._check_open()
+        if self._aio is not None:
+            handle = self._aio.call_soon(callback, *args, context=context)
+            self._handles.add(handle)
+            return handle
+        assert self._scheduler is not None
+        return self._scheduler.call_soon(callback, args, context)
+
+    def call_later(
+        self,
+        delay: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if delay is None:
+            raise TypeError("delay must not be None")
+        return self.call_at(self.time() + delay, callback, *args, context=context)
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if when is None:
+            raise TypeError("when cannot be None")
+        self._check_open()
+        if self._aio is not None:
+            timer = self._aio.call_at(when, callback, *args, context=context)
+            self._handles.add(timer)
+            return timer
+        assert self._scheduler is not None
+        return self._scheduler.call_at(when, callback, args, context)
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[[Unpack[_Ts]], object],
+        *args: Unpack[_Ts],
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        self._check_open()
+        if self._aio is not None:
+            handle = self._aio.call_soon_threadsafe(callback, *args, context=context)
+            self._handles.add(handle)
+            return handle
+        scheduler = self._scheduler
+        assert scheduler is not None
+        handle = asyncio.Handle(callback, args, self, context)
+        self._threadsafe(functools.partial(scheduler.schedule, handle))
+        return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        if self._scheduler is not None:
+            self._scheduler.timer_cancelled(handle)
+
+    def create_future(self) -> asyncio.Future[Any]:
+        if self._aio is not None:
+            return self._aio.create_future()
+        return Future(loop=self)
+
+    def create_task(  # type: ignore[override]
+        self,
+        coro: Coroutine[Any, Any, T],
+        *,
+        name: str | None = None,
+        context: Context | None = None,
+    ) -> asyncio.Future[T]:
+        self._check_open()
+        task: asyncio.Task[T] | Task[T]
+        if self._aio is not None:
+            if context is None:
+                task = self._aio.create_task(coro, name=name)
+            elif sys.version_info >= (3, 11):
+                task = self._aio.create_task(coro, name=name, context=context)
+            else:
+                # 3.10 has no context argument: the task copies the current one.
+                task = context.run(self._aio.create_task, coro, name=name)
+        else:
+            task = Task(coro, loop=self, name=name, context=context)
+            self._spawn(task._run)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def run_in_executor(  # type: ignore[override]
+        self,
+        executor: concurrent.futures.Executor | None,
+        func: Callable[..., T],
+        *args: Any,
+    ) -> asyncio.Future[T]:
+        """Run ``func(*args)`` in *executor*, or in an AnyIO worker thread when
+        *executor* is None; return a future of its result."""
+        self._check_open()
+        future: asyncio.Future[T] = self.create_future()
+        if executor is None:
+            self._spawn(self._run_in_thread, future, func, args)
+            return future
+        inner = executor.submit(func, *args)
+
+        def copy_outcome() -> None:
+            if future.cancelled():
+                return
+            if inner.cancelled():
+                future.cancel()
+            elif (exc := inner.exception()) is not None:
+                future.set_exception(exc)
+            else:
+                future.set_result(inner.result())
+
+        inner.add_done_callback(lambda _: self._threadsafe(copy_outcome))
+        future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
+        return future
+
+    async def _run_in_thread(
+        self, future: asyncio.Future[T], func: Callable[..., T], args: tuple[Any, ...]
+    ) -> None:
+        try:
+            result = await anyio.to_thread.run_sync(func, *args)
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+
+    # -- errors and debug ------------------------------------------------------
+
+    def get_exception_handler(self) -> ExceptionHandler | None:
+        return self._exception_handler
+
+    def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
+        if handler is not None and not callable(handler):
+            raise TypeError(f"A callable object or None is expected, got {handler!r}")
+        self._exception_handler = handler
+
+    def default_exception_handler(self, context: dict[str, Any]) -> None:
+        """Log *context* as asyncio's default handler does; under asyncio, hand it
+        to the running asyncio loop's handler instead."""
+        if self._aio is not None:
+            self._aio.call_exception_handler(context)
+        else:
+            log_exception_context(context)
+
+    def call_exception_handler(self, context: dict[str, Any]) -> None:
+        handler = self._exception_handler
+        try:
+            if handler is None:
+                self.default_exception_handler(context)
+            else:
+                handler(self, context)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            if handler is None:
+                logger.error("Exception in default exception handler", exc_info=True)
+                return
+            try:
+                self.default_exception_handler(
+                    {
+                        "message": "Unhandled error in exception handler",
+                        "exception": exc,
+                        "context": context,
+                    }
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException:
+                logger.error(
+                    "Exception in default exception handler while handling an "
+                    "unexpected error in custom exception handler",
+                    exc_info=True,
+                )
+
+    def get_debug(self) -> bool:
+        return self._debug
+
+    def set_debug(self, enabled: bool) -> None:
+        self._debug = enabled
+
+
+def open_loop() -> Loop:
+    """Return a new loop facade, to be entered with ``async with``.
+
+    Leaving the block (normally, by an exception or by cancellation) closes every
+    transport the loop made, with ``connection_lost()`` called once on each
+    protocol, cancels its tasks and pending callbacks, and returns only when none of
+    its tasks is left. On a normal exit, transports already closing finish sending
+    their buffered bytes first; on an exception or cancellation they are aborted.
+    """
+    return Loop()  # type: ignore[abstract]
+
+
+def get_running_loop() -> Loop:
+    """Return the innermost ``open_loop()`` of the calling task, or the run's
+    default loop.
+
+    The default loop is made on first use and lives until the run ends (as
+    asyncio's loop does), so transports made on it are closed then.
+
+    :raises RuntimeError: outside a Trio or asyncio run
+    """
+    loop = _innermost.get()
+    if loop is not None and loop._running:
+        return loop
+    running = _runtime.get_running_loop_raw()
+    if isinstance(running, Loop) and running._running:
+        return running
+    return _runtime.default_loop(Loop)

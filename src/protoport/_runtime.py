@@ -1,0 +1,191 @@
+"""Everything that differs between Trio and asyncio, in one place.
+
+The rest of protoport speaks AnyIO; this module answers the few questions AnyIO
+does not: which runtime is running, how to make ``asyncio.get_running_loop()``
+return a facade under Trio, how to drive an asyncio-style coroutine as a Trio task,
+where a per-run default loop lives, and when a stream may be written to without a
+task switch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import types
+import weakref
+from collections.abc import Callable, Coroutine, Generator
+from contextvars import Context
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import SocketStream as AnyIOSocketStream
+
+if TYPE_CHECKING:
+    from ._loop import Loop
+
+try:
+    import sniffio
+except ImportError:  # pragma: no cover - sniffio comes with Trio
+    sniffio = None  # type: ignore[assignment]
+
+T = TypeVar("T")
+
+get_running_loop_raw = asyncio._get_running_loop
+set_running_loop = asyncio._set_running_loop
+
+
+def current_runtime() -> str:
+    """Return ``"trio"`` or ``"asyncio"``; ``RuntimeError`` outside both."""
+    if sniffio is not None:
+        try:
+            name = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            pass
+        else:
+            if name in ("trio", "asyncio"):
+                return name
+            raise RuntimeError(f"protoport does not run on {name!r}")
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError("no running event loop") from None
+    return "asyncio"
+
+
+def call_with_running_loop(
+    loop: asyncio.AbstractEventLoop, fn: Callable[..., T], *args: Any
+) -> T:
+    """Call ``fn(*args)`` with *loop* as asyncio's running loop (Trio side)."""
+    previous = get_running_loop_raw()
+    set_running_loop(loop)
+    try:
+        return fn(*args)
+    finally:
+        set_running_loop(previous)
+
+
+@types.coroutine
+def drive(
+    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, context: Context
+) -> Generator[Any, Any, T]:
+    """Run *coro* as part of the current Trio task, one step at a time, each step
+    in *context* with *loop* as asyncio's running loop.
+
+    A bare ``yield`` (what ``asyncio.sleep(0)`` does) becomes a Trio checkpoint, so
+    asyncio code that only waits on protoport's futures runs unchanged.
+    """
+    import trio
+
+    send: Any = None
+    error: BaseException | None = None
+    while True:
+        previous = get_running_loop_raw()
+        set_running_loop(loop)
+        try:
+            if error is None:
+                yielded = context.run(coro.send, send)
+            else:
+                yielded = context.run(coro.throw, error)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+        finally:
+            set_running_loop(previous)
+        error = None
+        try:
+            if yielded is None:
+                yield from trio.lowlevel.checkpoint().__await__()
+                send = None
+            else:
+                send = yield yielded
+        except BaseException as exc:
+            send, error = None, exc
+
+
+def threadsafe_scheduler(runtime: str) -> Callable[[Callable[[], object]], None]:
+    """Return a function that, from any thread, runs a callable soon in this run."""
+    if runtime == "trio":
+        import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def run_sync_soon(fn: Callable[[], object]) -> None:
+            token.run_sync_soon(fn)
+
+        return run_sync_soon
+    loop = asyncio.get_running_loop()
+
+    def call_soon_threadsafe(fn: Callable[[], object]) -> None:
+        loop.call_soon_threadsafe(fn)
+
+    return call_soon_threadsafe
+
+
+def trio_clock() -> Callable[[], float]:
+    import trio
+
+    return trio.current_time
+
+
+def sync_sender(
+    stream: ByteStream,
+) -> Callable[[bytes | bytearray | memoryview], int] | None:
+    """Return a function that hands bytes straight to *stream*'s socket, or None.
+
+    Under Trio, AnyIO's socket stream keeps no buffer of its own, so while no
+    ``send()`` is in progress a non-blocking ``socket.send`` writes the same bytes
+    in the same order without a task switch. Under asyncio, AnyIO's stream sits on an
+    asyncio transport with its own buffer, so there is no such shortcut.
+    """
+    if current_runtime() != "trio" or not isinstance(stream, AnyIOSocketStream):
+        return None
+    sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
+    send = sock.send
+
+    def try_send(data: bytes | bytearray | memoryview) -> int:
+        try:
+            return send(data)
+        except (BlockingIOError, InterruptedError):
+            return 0
+
+    return try_send
+
+
+_asyncio_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Loop] = (
+    weakref.WeakKeyDictionary()
+)
+_trio_default: Any = None
+
+
+def default_loop(make: Callable[[], Loop]) -> Loop:
+    """Return this run's default loop, creating it (and its host task) if needed.
+
+    The host task lives until the run ends: Trio cancels system tasks when the main
+    task returns, ``asyncio.run()`` cancels every remaining task.
+    """
+    global _trio_default
+    if current_runtime() == "trio":
+        import trio
+
+        if _trio_default is None:
+            _trio_default = trio.lowlevel.RunVar("protoport_default_loop")
+        try:
+            loop: Loop = _trio_default.get()
+        except LookupError:
+            loop = make()
+            _trio_default.set(loop)
+            trio.lowlevel.spawn_system_task(
+                loop._host_until_run_ends, name="protoport default loop"
+            )
+        return loop
+    running = asyncio.get_running_loop()
+    loop_or_none = _asyncio_defaults.get(running)
+    if loop_or_none is None or loop_or_none.is_closed():
+        loop_or_none = make()
+        _asyncio_defaults[running] = loop_or_none
+        host = running.create_task(loop_or_none._host_until_run_ends())
+        _background.add(host)
+        host.add_done_callback(_background.discard)
+    return loop_or_none
+
+
+_background: set[asyncio.Task[None]] = set()

@@ -1,0 +1,436 @@
+"""A bidirectional asyncio transport over any AnyIO byte stream."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import (
+    BrokenResourceError,
+    CancelScope,
+    ClosedResourceError,
+    EndOfStream,
+)
+from anyio.abc import ByteStream
+
+from . import _runtime
+from ._exception_handling import logger
+from ._extra_info import stream_extra_info
+from ._write_buffer import WriteBuffer, check_bytes_like
+
+if TYPE_CHECKING:
+    from ._loop import Loop
+
+#: How much one ``receive()`` asks for, as asyncio's socket transports.
+MAX_READ_SIZE = 256 * 1024
+#: From this many writes after the connection was lost on, each one is logged.
+LOG_THRESHOLD_FOR_LOST_WRITES = 5
+#: How long a graceful close may take (e.g. a TLS shutdown) before it is forced.
+CLOSE_TIMEOUT = 30.0
+
+
+def _peer_error(exc: BaseException) -> BaseException:
+    """The exception ``connection_lost()`` receives for a broken stream."""
+    if isinstance(exc, BrokenResourceError):
+        cause = exc.__cause__
+        if isinstance(cause, OSError):
+            return cause
+        return ConnectionResetError("Connection lost")
+    return exc
+
+
+class StreamTransport(asyncio.Transport):
+    """An :class:`asyncio.Transport` that drives a protocol over an AnyIO
+    :class:`~anyio.abc.ByteStream`.
+
+    Created by :meth:`protoport.Loop.connect_stream`. ``write()`` never blocks: the
+    bytes go to the socket at once when it takes them without waiting, and otherwise
+    into a :class:`~protoport.WriteBuffer` that a writer task drains. A reader task
+    feeds ``data_received()`` (or ``get_buffer()``/``buffer_updated()``).
+    """
+
+    _lost_write_warning = "socket.send() raised exception."
+
+    def __init__(
+        self,
+        loop: Loop,
+        stream: ByteStream,
+        protocol: asyncio.BaseProtocol,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        info = stream_extra_info(stream)
+        if extra:
+            info.update(extra)
+        super().__init__(info)
+        self._loop = loop
+        self._stream = stream
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._buffer = WriteBuffer(
+            protocol, transport=self, exception_handler=loop.call_exception_handler
+        )
+        self._sync_send = _runtime.sync_sender(stream)
+        self._sending = False
+        self._closing = False
+        self._eof_requested = False
+        self._lost_writes = 0
+        self._graceful = True
+        self._exc: BaseException | None = None
+        self._reading_paused = False
+        self._resumed: anyio.Event | None = None
+        self._writer_wakeup: anyio.Event | None = None
+        self._read_scope: CancelScope | None = None
+        self._write_scope: CancelScope | None = None
+        self._reader_running = False
+        self._reader_stopped: anyio.Event | None = None
+        self._finished = False
+
+    def __repr__(self) -> str:
+        if self._finished:
+            state = "closed"
+        elif self._closing:
+            state = "closing"
+        else:
+            state = "open"
+        return f"<{type(self).__name__} {state} stream={self._stream!r}>"
+
+    # -- life cycle ------------------------------------------------------------
+
+    def _start(self) -> None:
+        """Call ``connection_made()``, then start the reader and writer tasks."""
+        loop = self._loop
+        loop._spawn(self._run_reader)
+        loop._spawn(self._run_writer)
+        try:
+            loop._invoke(self._protocol.connection_made, self)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            loop.call_exception_handler(
+                {
+                    "message": "Exception in callback "
+                    f"{type(self._protocol).__qualname__}.connection_made({self!r})",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+
+    async def _run_reader(self) -> None:
+        if self._closing:
+            return
+        self._reader_running = True
+        try:
+            with CancelScope() as self._read_scope:
+                await self._read_loop()
+        finally:
+            self._reader_running = False
+            if self._reader_stopped is not None:
+                self._reader_stopped.set()
+
+    async def _run_writer(self) -> None:
+        try:
+            with CancelScope() as self._write_scope:
+                await self._write_loop()
+        finally:
+            with CancelScope(shield=True):
+                await self._finish()
+
+    async def _finish(self) -> None:
+        """Close the stream and call ``connection_lost()`` exactly once."""
+        if self._finished:
+            return
+        self._finished = True
+        self._closing = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        if self._reader_running:
+            self._reader_stopped = anyio.Event()
+            await self._reader_stopped.wait()
+        if self._graceful:
+            with anyio.move_on_after(CLOSE_TIMEOUT):
+                await self._close_stream()
+        await anyio.aclose_forcefully(self._stream)
+        self._buffer.clear()
+        self._buffer.close()
+        try:
+            self._loop._invoke(self._protocol.connection_lost, self._exc)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {
+                    "message": "Exception in callback "
+                    f"{type(self._protocol).__qualname__}.connection_lost("
+                    f"{self._exc!r})",
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        finally:
+            self._loop._forget(self)
+
+    async def _close_stream(self) -> None:
+        try:
+            await self._stream.aclose()
+        except (OSError, BrokenResourceError, ClosedResourceError):
+            pass
+
+    # -- reading ---------------------------------------------------------------
+
+    async def _read_loop(self) -> None:
+        receive = self._stream.receive
+        while True:
+            if self._reading_paused:
+                await self._wait_while_paused()
+            if self._closing:
+                return
+            try:
+                data = await receive(MAX_READ_SIZE)
+            except EndOfStream:
+                self._eof_received()
+                return
+            except ClosedResourceError:
+                return
+            except (BrokenResourceError, OSError) as exc:
+                self._fatal_error(
+                    _peer_error(exc), "Fatal read error on socket transport"
+                )
+                return
+            # Bytes that arrive while reading is paused wait for resume_reading().
+            if self._reading_paused:
+                await self._wait_while_paused()
+            if self.is_closing():
+                return
+            if self._buffered:
+                self._deliver_buffered(data)
+            else:
+                try:
+                    self._loop._invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._fatal_error(
+                        exc, "Fatal error: protocol.data_received() call failed."
+                    )
+
+    def _deliver_buffered(self, data: bytes) -> None:
+        protocol: asyncio.BufferedProtocol = self._protocol  # type: ignore[assignment]
+        view = memoryview(data)
+        while view and not self._closing:
+            try:
+                buf = memoryview(self._loop._invoke(protocol.get_buffer, -1)).cast("B")
+                if not len(buf):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.get_buffer() call failed."
+                )
+                return
+            n = min(len(buf), len(view))
+            buf[:n] = view[:n]
+            view = view[n:]
+            try:
+                self._loop._invoke(protocol.buffer_updated, n)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.buffer_updated() call failed."
+                )
+                return
+
+    def _eof_received(self) -> None:
+        try:
+            keep_open = self._loop._invoke(self._protocol.eof_received)  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
+            return
+        if not keep_open:
+            self.close()
+
+    async def _wait_while_paused(self) -> None:
+        while self._reading_paused and not self._closing:
+            if self._resumed is None:
+                self._resumed = anyio.Event()
+            await self._resumed.wait()
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        if self._closing or self._reading_paused:
+            return
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._reading_paused:
+            return
+        self._reading_paused = False
+        if self._resumed is not None:
+            self._resumed.set()
+            self._resumed = None
+
+    # -- writing ---------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        check_bytes_like(data)
+        if self._eof_requested:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._closing:
+            self._count_lost_write()
+            return
+        if self._sync_send is not None and not self._sending and not self._buffer:
+            try:
+                sent = self._sync_send(data)
+            except OSError as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            if sent == len(data):
+                return
+            data = memoryview(data).cast("B")[sent:]
+        self._buffer.append(data)
+        self._wake_writer()
+
+    def writelines(
+        self, list_of_data: Iterable[bytes | bytearray | memoryview]
+    ) -> None:
+        if self._eof_requested:
+            raise RuntimeError("Cannot call writelines() after write_eof()")
+        items = list(list_of_data)
+        for item in items:
+            check_bytes_like(item)
+        if items:
+            self.write(b"".join(items))
+
+    def _count_lost_write(self) -> None:
+        self._lost_writes += 1
+        if self._lost_writes >= LOG_THRESHOLD_FOR_LOST_WRITES:
+            logger.warning(self._lost_write_warning)
+
+    def _wake_writer(self) -> None:
+        if self._writer_wakeup is not None:
+            self._writer_wakeup.set()
+            self._writer_wakeup = None
+
+    async def _write_loop(self) -> None:
+        buffer = self._buffer
+        send = self._stream.send
+        eof_sent = False
+        while True:
+            if buffer:
+                chunk = buffer.peek()
+                self._sending = True
+                try:
+                    await send(chunk)  # type: ignore[arg-type]
+                except (BrokenResourceError, OSError) as exc:
+                    self._fatal_error(
+                        _peer_error(exc), "Fatal write error on socket transport"
+                    )
+                    return
+                except ClosedResourceError:
+                    return
+                finally:
+                    self._sending = False
+                buffer.consume(len(chunk))
+                continue
+            if self._closing:
+                return
+            if self._eof_requested and not eof_sent:
+                eof_sent = True
+                try:
+                    await self._stream.send_eof()
+                except (BrokenResourceError, OSError) as exc:
+                    self._fatal_error(
+                        _peer_error(exc), "Fatal write error on socket transport"
+                    )
+                    return
+                continue
+            self._writer_wakeup = wakeup = anyio.Event()
+            await wakeup.wait()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._closing or self._eof_requested:
+            return
+        self._eof_requested = True
+        self._wake_writer()
+
+    def get_write_buffer_size(self) -> int:
+        return self._buffer.size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._buffer.get_write_buffer_limits()
+
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        self._buffer.set_write_buffer_limits(high, low)
+
+    # -- closing ---------------------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
+        self._lost_writes = 1
+        self._stop_reading()
+        self._wake_writer()
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _stop_reading(self) -> None:
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        if self._resumed is not None:
+            self._resumed.set()
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._finished or not self._graceful:
+            return
+        self._graceful = False
+        self._exc = exc
+        self._closing = True
+        self._lost_writes = 1
+        self._buffer.clear()
+        self._stop_reading()
+        if self._write_scope is not None:
+            self._write_scope.cancel()
+        self._wake_writer()
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        self._force_close(exc)
+
+    # -- protocol and extra info ----------------------------------------------
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._buffer.protocol = protocol
