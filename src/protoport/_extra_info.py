@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+from asyncio.trsock import TransportSocket
 from typing import Any
 
 from anyio import TypedAttributeProvider
@@ -20,8 +21,9 @@ def _address(sock: socket.socket, method: str) -> Any:
 def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:
     """The extra info asyncio would give for *stream*, as of now.
 
-    With a socket underneath: ``'socket'``, and ``'sockname'``/``'peername'`` as the
-    socket returns them (IPv6 4-tuples included), ``None`` when the call fails.
+    With a socket underneath: ``'socket'`` (wrapped as asyncio wraps it), and
+    ``'sockname'``/``'peername'`` as the socket returns them (IPv6 4-tuples
+    included), ``None`` when the call fails.
     With TLS on top: ``'sslcontext'``, ``'ssl_object'``, ``'peercert'``,
     ``'cipher'``, ``'compression'``. Taken at creation, as asyncio does, so they
     stay readable after the connection is closed.
@@ -29,7 +31,7 @@ def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:
     info: dict[str, Any] = {}
     sock: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
     if sock is not None:
-        info["socket"] = sock
+        info["socket"] = TransportSocket(sock)
         info["sockname"] = _address(sock, "getsockname")
         info["peername"] = _address(sock, "getpeername")
     else:

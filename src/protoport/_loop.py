@@ -6,9 +6,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import os
+import socket
 import sys
 import weakref
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from contextvars import Context
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -16,14 +18,18 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 from anyio.abc import ByteStream, TaskGroup
 
-from . import _runtime
+from . import _connect, _runtime, _server
 from ._exception_handling import log_exception_context, logger
 from ._futures import Future, Task
 from ._scheduler import Scheduler
+from ._server import Server
+from ._socket_stream import SocketStream
 from ._stream_transport import StreamTransport
 
 T = TypeVar("T")
 if TYPE_CHECKING:
+    import ssl as _ssl
+
     from typing_extensions import TypeVarTuple, Unpack
 
     _Ts = TypeVarTuple("_Ts")
@@ -60,6 +66,7 @@ class Loop(asyncio.AbstractEventLoop):
         self._task_group: TaskGroup | None = None
         self._pending_spawns: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._transports: set[StreamTransport] = set()
+        self._servers: set[Server] = set()
         self._tasks: set[asyncio.Task[Any] | Task[Any]] = set()
         self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
@@ -103,6 +110,8 @@ class Loop(asyncio.AbstractEventLoop):
                 pass
         self._exiting = True
         graceful = exc_type is None
+        for server in list(self._servers):
+            server.close()
         for transport in list(self._transports):
             if not (graceful and transport.is_closing()):
                 transport._force_close(None)
@@ -169,6 +178,7 @@ class Loop(asyncio.AbstractEventLoop):
         stream: ByteStream,
         *,
         extra: dict[str, Any] | None = None,
+        _server: Server | None = None,
     ) -> tuple[StreamTransport, _P]:
         """Run a protocol over any AnyIO byte stream.
 
@@ -187,11 +197,209 @@ class Loop(asyncio.AbstractEventLoop):
         except BaseException:
             await anyio.aclose_forcefully(stream)
             raise
-        transport = StreamTransport(self, stream, protocol, extra)
+        transport = StreamTransport(self, stream, protocol, extra, server=_server)
         self._transports.add(transport)
         transport._start()
         await anyio.lowlevel.checkpoint()
         return transport, protocol
+
+    async def _connect_socket(
+        self,
+        protocol_factory: Callable[[], _P],
+        sock: socket.socket,
+        *,
+        server: Server | None = None,
+    ) -> tuple[StreamTransport, _P]:
+        """Run a protocol over a connected stream socket (TCP gets TCP_NODELAY, as
+        asyncio gives it)."""
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        return await self.connect_stream(
+            protocol_factory, SocketStream(sock), _server=server
+        )
+
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], _P],
+        host: str | None = None,
+        port: int | str | None = None,
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        sock: socket.socket | None = None,
+        local_addr: tuple[str, int] | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        happy_eyeballs_delay: float | None = None,
+        interleave: int | None = None,
+        all_errors: bool = False,
+    ) -> tuple[StreamTransport, _P]:
+        """Open a TCP connection and run a protocol over it, as
+        :meth:`asyncio.loop.create_connection`."""
+        return await _connect.create_connection(
+            self,
+            protocol_factory,
+            host,
+            port,
+            ssl=ssl,
+            family=family,
+            proto=proto,
+            flags=flags,
+            sock=sock,
+            local_addr=local_addr,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            happy_eyeballs_delay=happy_eyeballs_delay,
+            interleave=interleave,
+            all_errors=all_errors,
+        )
+
+    async def create_unix_connection(
+        self,
+        protocol_factory: Callable[[], _P],
+        path: str | bytes | os.PathLike[str] | None = None,
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        sock: socket.socket | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[StreamTransport, _P]:
+        """Open a Unix socket connection, as
+        :meth:`asyncio.loop.create_unix_connection`."""
+        return await _connect.create_unix_connection(
+            self,
+            protocol_factory,
+            path,
+            ssl=ssl,
+            sock=sock,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+
+    async def connect_accepted_socket(
+        self,
+        protocol_factory: Callable[[], _P],
+        sock: socket.socket,
+        *,
+        ssl: bool | _ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[StreamTransport, _P]:
+        """Run a protocol over an already connected socket, as
+        :meth:`asyncio.loop.connect_accepted_socket`."""
+        return await _connect.connect_accepted_socket(
+            self,
+            protocol_factory,
+            sock,
+            ssl=ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+
+    async def create_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | Sequence[str] | None = None,
+        port: int | str | None = None,
+        *,
+        family: int = socket.AF_UNSPEC,
+        flags: int = socket.AI_PASSIVE,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: _ssl.SSLContext | None = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        keep_alive: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+    ) -> Server:
+        """Listen on TCP sockets, as :meth:`asyncio.loop.create_server`."""
+        return await _server.create_server(
+            self,
+            protocol_factory,
+            host,
+            port,
+            family=family,
+            flags=flags,
+            sock=sock,
+            backlog=backlog,
+            ssl=ssl,
+            reuse_address=reuse_address,
+            reuse_port=reuse_port,
+            keep_alive=keep_alive,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            start_serving=start_serving,
+        )
+
+    async def create_unix_server(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        path: str | bytes | os.PathLike[str] | None = None,
+        *,
+        sock: socket.socket | None = None,
+        backlog: int = 100,
+        ssl: _ssl.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+        cleanup_socket: bool = True,
+    ) -> Server:
+        """Listen on a Unix socket, as :meth:`asyncio.loop.create_unix_server`."""
+        return await _server.create_unix_server(
+            self,
+            protocol_factory,
+            path,
+            sock=sock,
+            backlog=backlog,
+            ssl=ssl,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+            start_serving=start_serving,
+            cleanup_socket=cleanup_socket,
+        )
+
+    async def getaddrinfo(  # type: ignore[override]
+        self,
+        host: bytes | str | None,
+        port: bytes | str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[
+        tuple[
+            socket.AddressFamily,
+            socket.SocketKind,
+            int,
+            str,
+            tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes],
+        ]
+    ]:
+        """Resolve an address in a worker thread, as :func:`socket.getaddrinfo`."""
+        return await _connect.getaddrinfo(
+            host, port, family=family, type=type, proto=proto, flags=flags
+        )
+
+    async def getnameinfo(
+        self,
+        sockaddr: tuple[str, int] | tuple[str, int, int, int],
+        flags: int = 0,
+    ) -> tuple[str, str]:
+        """Look a socket address up in a worker thread, as
+        :func:`socket.getnameinfo`."""
+        return await _connect.getnameinfo(sockaddr, flags)
 
     # -- scheduling ------------------------------------------------------------
 

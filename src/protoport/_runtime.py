@@ -10,13 +10,13 @@ task switch.
 from __future__ import annotations
 
 import asyncio
-import socket
 import types
 import weakref
-from collections.abc import Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import Context
 from typing import TYPE_CHECKING, Any, TypeVar
 
+import anyio
 from anyio.abc import ByteStream, SocketAttribute
 from anyio.abc import SocketStream as AnyIOSocketStream
 
@@ -131,23 +131,27 @@ def sync_sender(
 ) -> Callable[[bytes | bytearray | memoryview], int] | None:
     """Return a function that hands bytes straight to *stream*'s socket, or None.
 
-    Under Trio, AnyIO's socket stream keeps no buffer of its own, so while no
-    ``send()`` is in progress a non-blocking ``socket.send`` writes the same bytes
-    in the same order without a task switch. Under asyncio, AnyIO's stream sits on an
-    asyncio transport with its own buffer, so there is no such shortcut.
+    protoport's own socket stream offers ``try_send``. AnyIO's socket stream under
+    Trio keeps no buffer either, so while no ``send()`` is in progress a
+    non-blocking ``socket.send`` writes the same bytes in the same order without a
+    task switch. Under asyncio, AnyIO's stream sits on an asyncio transport with a
+    buffer of its own, so there is no such shortcut.
     """
+    from ._socket_stream import SocketStream
+
+    if isinstance(stream, SocketStream):
+        return stream.try_send
     if current_runtime() != "trio" or not isinstance(stream, AnyIOSocketStream):
         return None
-    sock: socket.socket = stream.extra(SocketAttribute.raw_socket)
-    send = sock.send
+    send = stream.extra(SocketAttribute.raw_socket).send
 
-    def try_send(data: bytes | bytearray | memoryview) -> int:
+    def send_now(data: bytes | bytearray | memoryview) -> int:
         try:
             return send(data)
         except (BlockingIOError, InterruptedError):
             return 0
 
-    return try_send
+    return send_now
 
 
 _asyncio_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Loop] = (
@@ -189,3 +193,48 @@ def default_loop(make: Callable[[], Loop]) -> Loop:
 
 
 _background: set[asyncio.Task[None]] = set()
+
+
+class FdIO:
+    """Readiness waits on file descriptors, bound once to the running runtime."""
+
+    __slots__ = (
+        "checkpoint",
+        "closed_errors",
+        "notify_closing",
+        "wait_readable",
+        "wait_writable",
+    )
+
+    def __init__(self, runtime: str) -> None:
+        if runtime == "trio":
+            import trio
+
+            self.wait_readable: Callable[[Any], Awaitable[None]] = (
+                trio.lowlevel.wait_readable
+            )
+            self.wait_writable: Callable[[Any], Awaitable[None]] = (
+                trio.lowlevel.wait_writable
+            )
+            self.notify_closing: Callable[[Any], None] = trio.lowlevel.notify_closing
+            self.closed_errors: tuple[type[BaseException], ...] = (
+                trio.ClosedResourceError,
+            )
+            self.checkpoint: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint
+        else:
+            self.wait_readable = anyio.wait_readable
+            self.wait_writable = anyio.wait_writable
+            self.notify_closing = anyio.notify_closing
+            self.closed_errors = (anyio.ClosedResourceError,)
+            self.checkpoint = anyio.lowlevel.checkpoint
+
+
+_fd_io: dict[str, FdIO] = {}
+
+
+def fd_io() -> FdIO:
+    runtime = current_runtime()
+    io = _fd_io.get(runtime)
+    if io is None:
+        io = _fd_io[runtime] = FdIO(runtime)
+    return io

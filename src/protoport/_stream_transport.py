@@ -22,6 +22,7 @@ from ._write_buffer import WriteBuffer, check_bytes_like
 
 if TYPE_CHECKING:
     from ._loop import Loop
+    from ._server import Server
 
 #: How much one ``receive()`` asks for, as asyncio's socket transports.
 MAX_READ_SIZE = 256 * 1024
@@ -59,6 +60,8 @@ class StreamTransport(asyncio.Transport):
         stream: ByteStream,
         protocol: asyncio.BaseProtocol,
         extra: dict[str, Any] | None = None,
+        *,
+        server: Server | None = None,
     ) -> None:
         info = stream_extra_info(stream)
         if extra:
@@ -86,6 +89,9 @@ class StreamTransport(asyncio.Transport):
         self._reader_running = False
         self._reader_stopped: anyio.Event | None = None
         self._finished = False
+        self._server = server
+        if server is not None:
+            server._attach(self)
 
     def __repr__(self) -> str:
         if self._finished:
@@ -172,6 +178,9 @@ class StreamTransport(asyncio.Transport):
             )
         finally:
             self._loop._forget(self)
+            if self._server is not None:
+                self._server._detach(self)
+                self._server = None
 
     async def _close_stream(self) -> None:
         try:
