@@ -1,20 +1,313 @@
 """Opening connections: create_connection, create_unix_connection,
-connect_accepted_socket, and name resolution."""
+connect_accepted_socket, and name resolution.
+
+The argument checks, their order, the exceptions and their messages are those of
+CPython's asyncio (3.13); the work is done with AnyIO, so it runs under Trio and
+asyncio alike: name resolution in a worker thread, connection attempts on
+non-blocking sockets that wait for writability, Happy Eyeballs as a task group.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+
+from ._exception_handling import logger
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
+    from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
     from ._loop import Loop
     from ._stream_transport import StreamTransport
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+# One getaddrinfo() result: (family, type, proto, canonname, sockaddr).
+AddrInfo = tuple[int, int, int, str, Any]
+
+_HAS_IPV6 = hasattr(socket, "AF_INET6")
+
+_TLS_NOT_AVAILABLE = "TLS support is not available yet"
+
+
+# -- name resolution ------------------------------------------------------------
+
+
+async def getaddrinfo(
+    host: bytes | str | None,
+    port: bytes | str | int | None,
+    *,
+    family: int = 0,
+    type: int = 0,
+    proto: int = 0,
+    flags: int = 0,
+) -> list[Any]:
+    """Call :func:`socket.getaddrinfo` in a worker thread.
+
+    As with asyncio's executor, a cancelled caller does not wait for the lookup
+    to finish: the thread is left to complete on its own.
+    """
+    return await anyio.to_thread.run_sync(
+        socket.getaddrinfo,
+        host,
+        port,
+        family,
+        type,
+        proto,
+        flags,
+        abandon_on_cancel=True,
+    )
+
+
+async def getnameinfo(
+    sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int = 0
+) -> tuple[str, str]:
+    """Call :func:`socket.getnameinfo` in a worker thread."""
+    return await anyio.to_thread.run_sync(
+        socket.getnameinfo, sockaddr, flags, abandon_on_cancel=True
+    )
+
+
+def _numeric_addrinfo(
+    host: bytes | str | None,
+    port: bytes | str | int | None,
+    family: int,
+    type: int,
+    proto: int,
+    flowinfo: int = 0,
+    scopeid: int = 0,
+) -> AddrInfo | None:
+    """Return the one getaddrinfo() entry for a host that is already a numeric IP
+    address, or None when a real lookup is needed."""
+    if not hasattr(socket, "inet_pton"):  # pragma: no cover - every Unix has it
+        return None
+    if host is None or proto not in (0, socket.IPPROTO_TCP, socket.IPPROTO_UDP):
+        return None
+    if type == socket.SOCK_STREAM:
+        proto = socket.IPPROTO_TCP
+    elif type == socket.SOCK_DGRAM:
+        proto = socket.IPPROTO_UDP
+    else:
+        return None
+
+    if port is None or port == "" or port == b"":
+        number = 0
+    else:
+        # A service name such as "http" needs the real lookup.
+        try:
+            number = int(port)
+        except (TypeError, ValueError):
+            return None
+
+    if family == socket.AF_UNSPEC:
+        candidates: list[int] = [socket.AF_INET]
+        if _HAS_IPV6:
+            candidates.append(socket.AF_INET6)
+    else:
+        candidates = [family]
+
+    text = host.decode("idna") if isinstance(host, bytes) else host
+    if "%" in text:
+        # A zone index ("fe80::1%eth0") is not understood by inet_pton everywhere.
+        return None
+    for candidate in candidates:
+        try:
+            socket.inet_pton(candidate, text)
+        except OSError:
+            continue
+        if _HAS_IPV6 and candidate == socket.AF_INET6:
+            return candidate, type, proto, "", (text, number, flowinfo, scopeid)
+        return candidate, type, proto, "", (text, number)
+    return None
+
+
+async def _resolve(
+    loop: Loop,
+    address: Sequence[Any],
+    *,
+    family: int,
+    proto: int,
+    flags: int,
+) -> list[AddrInfo]:
+    """Resolve *address* for a stream socket, skipping the lookup for numeric
+    hosts; otherwise through ``loop.getaddrinfo`` (as asyncio does)."""
+    host, port = address[0], address[1]
+    info = _numeric_addrinfo(
+        host, port, family, socket.SOCK_STREAM, proto, *address[2:]
+    )
+    if info is not None:
+        return [info]
+    infos = await loop.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+    )
+    return list(infos)
+
+
+def _interleave(infos: list[AddrInfo], first_family_count: int = 1) -> list[AddrInfo]:
+    """Reorder addresses so that families alternate, starting with
+    *first_family_count* addresses of the first family."""
+    by_family: dict[int, list[AddrInfo]] = {}
+    for info in infos:
+        by_family.setdefault(info[0], []).append(info)
+    groups = list(by_family.values())
+    reordered: list[AddrInfo] = []
+    if first_family_count > 1:
+        reordered.extend(groups[0][: first_family_count - 1])
+        del groups[0][: first_family_count - 1]
+    for row in itertools.zip_longest(*groups):
+        reordered.extend(info for info in row if info is not None)
+    return reordered
+
+
+# -- connecting one socket ------------------------------------------------------
+
+
+def _check_not_ssl_socket(sock: socket.socket) -> None:
+    if isinstance(sock, _ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+
+
+async def _sock_connect(sock: socket.socket, address: Any) -> None:
+    """Connect the non-blocking *sock* to *address*, waiting for the outcome
+    without blocking the runtime.
+
+    An error reported later through ``SO_ERROR`` becomes
+    ``OSError(errno, 'Connect call failed <address>')`` (so ECONNREFUSED gives a
+    :class:`ConnectionRefusedError`); an error that ``connect()`` reports at once
+    propagates as the OS gave it.
+    """
+    try:
+        sock.connect(address)
+    except (BlockingIOError, InterruptedError):
+        pass
+    else:
+        await anyio.lowlevel.checkpoint()
+        return
+    while True:
+        await anyio.wait_writable(sock)
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except (BlockingIOError, InterruptedError):
+            continue
+        if err != 0:
+            raise OSError(err, f"Connect call failed {address}")
+        return
+
+
+async def _connect_one(
+    errors: list[list[OSError]],
+    info: AddrInfo,
+    local_infos: list[AddrInfo] | None,
+) -> socket.socket:
+    """Create, bind (if asked) and connect one socket; on failure close it and
+    record the OSError(s) in a list of its own, appended to *errors*."""
+    mine: list[OSError] = []
+    errors.append(mine)
+    family, type_, proto, _, address = info
+    sock: socket.socket | None = None
+    try:
+        sock = socket.socket(family=family, type=type_, proto=proto)
+        sock.setblocking(False)
+        if local_infos is not None:
+            for local_family, _, _, _, local_address in local_infos:
+                if local_family != family:
+                    continue
+                try:
+                    sock.bind(local_address)
+                    break
+                except OSError as exc:
+                    message = (
+                        f"error while attempting to bind on address "
+                        f"{local_address!r}: {str(exc).lower()}"
+                    )
+                    mine.append(OSError(exc.errno, message))
+            else:
+                if mine:
+                    raise mine.pop()
+                raise OSError(f"no matching local address with {family=} found")
+        await _sock_connect(sock, address)
+        return sock
+    except OSError as exc:
+        mine.append(exc)
+        if sock is not None:
+            sock.close()
+        raise
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
+
+
+async def _staggered_connect(
+    infos: list[AddrInfo],
+    local_infos: list[AddrInfo] | None,
+    delay: float,
+    errors: list[list[OSError]],
+) -> socket.socket | None:
+    """Happy Eyeballs: start one attempt per address, the next one when the
+    previous failed or *delay* seconds passed; the first to connect wins and the
+    others are cancelled (each closing its socket)."""
+    winner: socket.socket | None = None
+    other_error: Exception | None = None
+
+    async def attempt(info: AddrInfo, failed: anyio.Event) -> None:
+        nonlocal winner, other_error
+        try:
+            sock = await _connect_one(errors, info, local_infos)
+        except OSError:
+            failed.set()
+            return
+        except Exception as exc:
+            if other_error is None:
+                other_error = exc
+            failed.set()
+            return
+        if winner is None:
+            winner = sock
+            group.cancel_scope.cancel()
+        else:  # a second success before the cancellation reached it
+            sock.close()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for info in infos:
+                failed = anyio.Event()
+                group.start_soon(attempt, info, failed)
+                with anyio.move_on_after(delay):
+                    await failed.wait()
+    except BaseException:
+        if winner is not None:
+            winner.close()
+        raise
+    if winner is None and other_error is not None and not any(errors):
+        raise other_error
+    return winner
+
+
+def _raise_connect_errors(errors: list[list[OSError]], all_errors: bool) -> None:
+    flat = [exc for sub in errors for exc in sub]
+    if all_errors:
+        raise ExceptionGroup("create_connection failed", flat)
+    if len(flat) == 1:
+        raise flat[0]
+    # One error when they all read the same, else one naming them all.
+    model = str(flat[0])
+    if all(str(exc) == model for exc in flat):
+        raise flat[0]
+    raise OSError("Multiple exceptions: {}".format(", ".join(str(e) for e in flat)))
+
+
+# -- the loop methods -----------------------------------------------------------
 
 
 async def create_connection(
@@ -36,7 +329,80 @@ async def create_connection(
     interleave: int | None,
     all_errors: bool,
 ) -> tuple[StreamTransport, _P]:
-    raise NotImplementedError
+    if server_hostname is not None and not ssl:
+        raise ValueError("server_hostname is only meaningful with ssl")
+    if server_hostname is None and ssl:
+        # The host is the default name to check the certificate against.
+        if not host:
+            raise ValueError(
+                "You must set server_hostname when using ssl without a host"
+            )
+        server_hostname = host
+    if ssl_handshake_timeout is not None and not ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None and not ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    if sock is not None:
+        _check_not_ssl_socket(sock)
+    if happy_eyeballs_delay is not None and interleave is None:
+        interleave = 1  # Happy Eyeballs alternates families by default
+
+    if host is not None or port is not None:
+        if sock is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+    else:
+        if sock is None:
+            raise ValueError("host and port was not specified and no sock specified")
+        # Any family (AF_UNIX included) is accepted, as long as it is a stream.
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+    if ssl:
+        raise NotImplementedError(_TLS_NOT_AVAILABLE)
+
+    if sock is None:
+        infos = await _resolve(
+            loop, (host, port), family=family, proto=proto, flags=flags
+        )
+        if not infos:
+            raise OSError("getaddrinfo() returned empty list")
+        local_infos: list[AddrInfo] | None = None
+        if local_addr is not None:
+            local_infos = await _resolve(
+                loop, local_addr, family=family, proto=proto, flags=flags
+            )
+            if not local_infos:
+                raise OSError("getaddrinfo() returned empty list")
+        if interleave:
+            infos = _interleave(infos, interleave)
+
+        errors: list[list[OSError]] = []
+        if happy_eyeballs_delay is None:
+            for info in infos:
+                try:
+                    sock = await _connect_one(errors, info, local_infos)
+                except OSError:
+                    continue
+                break
+        else:
+            sock = await _staggered_connect(
+                infos, local_infos, happy_eyeballs_delay, errors
+            )
+        if sock is None:
+            _raise_connect_errors(errors, all_errors)
+        assert sock is not None
+    # From here on the loop owns the socket: it closes it if the protocol
+    # factory raises.
+    transport, protocol = await loop._connect_socket(protocol_factory, sock)
+    if loop.get_debug():
+        logger.debug(
+            "%r connected to %s:%r: (%r, %r)",
+            transport.get_extra_info("socket"),
+            host,
+            port,
+            transport,
+            protocol,
+        )
+    return transport, protocol
 
 
 async def create_unix_connection(
@@ -50,7 +416,39 @@ async def create_unix_connection(
     ssl_handshake_timeout: float | None,
     ssl_shutdown_timeout: float | None,
 ) -> tuple[StreamTransport, _P]:
-    raise NotImplementedError
+    if ssl:
+        if server_hostname is None:
+            raise ValueError("you have to pass server_hostname when using ssl")
+    else:
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if ssl_handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        if ssl_shutdown_timeout is not None:
+            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+    if path is not None:
+        if sock is not None:
+            raise ValueError("path and sock can not be specified at the same time")
+        address = os.fspath(path)
+        if ssl:
+            raise NotImplementedError(_TLS_NOT_AVAILABLE)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
+        try:
+            sock.setblocking(False)
+            await _sock_connect(sock, address)
+        except BaseException:
+            sock.close()
+            raise
+        return await loop._connect_socket(protocol_factory, sock)
+
+    if sock is None:
+        raise ValueError("no path and sock were specified")
+    if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+    if ssl:
+        raise NotImplementedError(_TLS_NOT_AVAILABLE)
+    return await loop._connect_socket(protocol_factory, sock)
 
 
 async def connect_accepted_socket(
@@ -62,22 +460,21 @@ async def connect_accepted_socket(
     ssl_handshake_timeout: float | None,
     ssl_shutdown_timeout: float | None,
 ) -> tuple[StreamTransport, _P]:
-    raise NotImplementedError
-
-
-async def getaddrinfo(
-    host: bytes | str | None,
-    port: bytes | str | int | None,
-    *,
-    family: int = 0,
-    type: int = 0,
-    proto: int = 0,
-    flags: int = 0,
-) -> list[Any]:
-    raise NotImplementedError
-
-
-async def getnameinfo(
-    sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int = 0
-) -> tuple[str, str]:
-    raise NotImplementedError
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+    if ssl_handshake_timeout is not None and not ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None and not ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    _check_not_ssl_socket(sock)
+    if ssl:
+        raise NotImplementedError(_TLS_NOT_AVAILABLE)
+    transport, protocol = await loop._connect_socket(protocol_factory, sock)
+    if loop.get_debug():
+        logger.debug(
+            "%r handled: (%r, %r)",
+            transport.get_extra_info("socket"),
+            transport,
+            protocol,
+        )
+    return transport, protocol

@@ -200,7 +200,13 @@ class Loop(asyncio.AbstractEventLoop):
         transport = StreamTransport(self, stream, protocol, extra, server=_server)
         self._transports.add(transport)
         transport._start()
-        await anyio.lowlevel.checkpoint()
+        try:
+            await anyio.lowlevel.checkpoint()
+        except BaseException:
+            # As asyncio: a caller cancelled while the connection is being made
+            # does not leave an orphaned transport behind.
+            transport.close()
+            raise
         return transport, protocol
 
     async def _connect_socket(
