@@ -153,6 +153,8 @@ class WriteBuffer:
 
         Small chunks are joined, so that one send carries many writes.
         """
+        if max_size < 1:
+            raise ValueError("max_size must be a positive integer")
         chunks = self._chunks
         if not chunks:
             return b""
