@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -109,20 +109,13 @@ class StreamTransport(asyncio.Transport):
         loop = self._loop
         loop._spawn(self._run_reader)
         loop._spawn(self._run_writer)
-        try:
-            loop._invoke(self._protocol.connection_made, self)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            loop.call_exception_handler(
-                {
-                    "message": "Exception in callback "
-                    f"{type(self._protocol).__qualname__}.connection_made({self!r})",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+        self._run_callback(self._protocol.connection_made, self)
+
+    def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run a protocol callback as asyncio's loop runs it: an exception goes to
+        the exception handler as ``Exception in callback ...`` with the handle."""
+        handle = asyncio.Handle(callback, args, self._loop)
+        self._loop._invoke(handle._run)
 
     async def _run_reader(self) -> None:
         if self._closing:
@@ -162,20 +155,7 @@ class StreamTransport(asyncio.Transport):
         self._buffer.clear()
         self._buffer.close()
         try:
-            self._loop._invoke(self._protocol.connection_lost, self._exc)
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._loop.call_exception_handler(
-                {
-                    "message": "Exception in callback "
-                    f"{type(self._protocol).__qualname__}.connection_lost("
-                    f"{self._exc!r})",
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
+            self._run_callback(self._protocol.connection_lost, self._exc)
         finally:
             self._loop._forget(self)
             if self._server is not None:
@@ -200,7 +180,11 @@ class StreamTransport(asyncio.Transport):
             try:
                 data = await receive(MAX_READ_SIZE)
             except EndOfStream:
-                self._eof_received()
+                # The end of the stream waits for resume_reading() as data does.
+                if self._reading_paused:
+                    await self._wait_while_paused()
+                if not self.is_closing():
+                    self._eof_received()
                 return
             except ClosedResourceError:
                 return
@@ -209,29 +193,45 @@ class StreamTransport(asyncio.Transport):
                     _peer_error(exc), "Fatal read error on socket transport"
                 )
                 return
-            # Bytes that arrive while reading is paused wait for resume_reading().
             if self._reading_paused:
                 await self._wait_while_paused()
             if self.is_closing():
                 return
             if self._buffered:
-                self._deliver_buffered(data)
-            else:
+                await self._deliver_buffered(data)
+                continue
+            try:
+                self._loop._invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._fatal_error(
+                    exc, "Fatal error: protocol.data_received() call failed."
+                )
+
+    async def _deliver_buffered(self, data: bytes) -> None:
+        """Copy *data* into the buffers the protocol hands out, one
+        ``get_buffer()``/``buffer_updated()`` pair at a time; a pause, a close or a
+        protocol switch made by a callback applies to the rest at once."""
+        view = memoryview(data)
+        while view:
+            if self._reading_paused:
+                await self._wait_while_paused()
+            if self.is_closing():
+                return
+            protocol = self._protocol
+            if not self._buffered:
                 try:
-                    self._loop._invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
+                    self._loop._invoke(protocol.data_received, bytes(view))  # type: ignore[attr-defined]
                 except (SystemExit, KeyboardInterrupt):
                     raise
                 except BaseException as exc:
                     self._fatal_error(
                         exc, "Fatal error: protocol.data_received() call failed."
                     )
-
-    def _deliver_buffered(self, data: bytes) -> None:
-        protocol: asyncio.BufferedProtocol = self._protocol  # type: ignore[assignment]
-        view = memoryview(data)
-        while view and not self._closing:
+                return
             try:
-                buf = memoryview(self._loop._invoke(protocol.get_buffer, -1)).cast("B")
+                buf = memoryview(self._loop._invoke(protocol.get_buffer, -1)).cast("B")  # type: ignore[attr-defined]
                 if not len(buf):
                     raise RuntimeError("get_buffer() returned an empty buffer")
             except (SystemExit, KeyboardInterrupt):
@@ -245,7 +245,7 @@ class StreamTransport(asyncio.Transport):
             buf[:n] = view[:n]
             view = view[n:]
             try:
-                self._loop._invoke(protocol.buffer_updated, n)
+                self._loop._invoke(protocol.buffer_updated, n)  # type: ignore[attr-defined]
             except (SystemExit, KeyboardInterrupt):
                 raise
             except BaseException as exc:
@@ -293,6 +293,10 @@ class StreamTransport(asyncio.Transport):
         check_bytes_like(data)
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
+        if type(data) is memoryview and (
+            data.itemsize != 1 or data.ndim != 1 or not data.c_contiguous
+        ):
+            data = data.tobytes()
         if not data:
             return
         if self._closing:
@@ -306,8 +310,9 @@ class StreamTransport(asyncio.Transport):
                 return
             if sent == len(data):
                 return
-            data = memoryview(data).cast("B")[sent:]
-        self._buffer.append(data)
+            data = memoryview(data)[sent:]
+        # Under Trio, pause_writing() must see this loop as the running one.
+        self._loop._invoke(self._buffer.append, data)
         self._wake_writer()
 
     def writelines(
@@ -322,9 +327,9 @@ class StreamTransport(asyncio.Transport):
             self.write(b"".join(items))
 
     def _count_lost_write(self) -> None:
-        self._lost_writes += 1
         if self._lost_writes >= LOG_THRESHOLD_FOR_LOST_WRITES:
             logger.warning(self._lost_write_warning)
+        self._lost_writes += 1
 
     def _wake_writer(self) -> None:
         if self._writer_wakeup is not None:
@@ -350,7 +355,7 @@ class StreamTransport(asyncio.Transport):
                     return
                 finally:
                     self._sending = False
-                buffer.consume(len(chunk))
+                self._loop._invoke(buffer.consume, len(chunk))
                 continue
             if self._closing:
                 return
@@ -385,7 +390,7 @@ class StreamTransport(asyncio.Transport):
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
-        self._buffer.set_write_buffer_limits(high, low)
+        self._loop._invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- closing ---------------------------------------------------------------
 

@@ -1,0 +1,507 @@
+"""Errors on the stream transport: exceptions raised by protocol callbacks, peer
+resets, and isolation between transports of one loop."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from typing import Any
+
+import anyio
+import pytest
+from anyio.abc import ByteStream, SocketAttribute
+
+import protoport
+from _streams import memory_stream_pair, socket_stream_pair
+from conftest import open_fds
+
+pytestmark = pytest.mark.anyio
+
+KINDS = ["memory", "unix", "tcp"]
+
+
+@pytest.fixture(params=KINDS)
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+async def open_pair(
+    kind: str, capacity: int = 1 << 30
+) -> tuple[ByteStream, ByteStream]:
+    """``(local, peer)``; *capacity* bounds a memory pair's unread bytes."""
+    if kind == "memory":
+        return memory_stream_pair(capacity)
+    family = {"unix": socket.AF_UNIX, "tcp": socket.AF_INET}[kind]
+    return await socket_stream_pair(family)
+
+
+async def read_exactly(stream: ByteStream, n: int) -> bytes:
+    buf = bytearray()
+    with anyio.fail_after(5):
+        while len(buf) < n:
+            buf += await stream.receive()
+    return bytes(buf)
+
+
+async def read_until_closed(stream: ByteStream) -> bytes:
+    """Read until the stream ends, by EOF or by a reset."""
+    buf = bytearray()
+    with anyio.fail_after(5):
+        while True:
+            try:
+                buf += await stream.receive()
+            except (anyio.EndOfStream, anyio.BrokenResourceError):
+                return bytes(buf)
+
+
+async def wait_until(predicate: Any) -> None:
+    with anyio.fail_after(5):
+        while not predicate():
+            await anyio.sleep(0.001)
+
+
+async def settle() -> None:
+    """Run until nothing moves any more, so that a callback that has not happened
+    by then is held back. The short sleep first lets asyncio poll its sockets:
+    its variant of wait_all_tasks_blocked() does not see pending readiness."""
+    await anyio.sleep(0.02)
+    await anyio.wait_all_tasks_blocked()
+
+
+def collect_errors(loop: protoport.Loop) -> list[dict[str, Any]]:
+    contexts: list[dict[str, Any]] = []
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+    return contexts
+
+
+class Boom(Exception):
+    pass
+
+
+class Recorder(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.trace: list[Any] = []
+        self.transport: Any = None
+        self.lost = anyio.Event()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.trace.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.trace.append(("data", data))
+
+    def eof_received(self) -> Any:
+        self.trace.append("eof")
+        return None
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.trace.append(("lost", exc))
+        self.lost.set()
+
+    def received(self) -> bytes:
+        return b"".join(
+            e[1] for e in self.trace if isinstance(e, tuple) and e[0] == "data"
+        )
+
+    async def wait_lost(self) -> None:
+        with anyio.fail_after(5):
+            await self.lost.wait()
+
+
+# -- exceptions from data_received() and eof_received() --------------------------
+
+
+class FailOnData(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.error = Boom("data_received failed")
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        raise self.error
+
+
+async def test_data_received_raising_is_fatal(kind: str) -> None:
+    local, peer = await open_pair(kind)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(FailOnData, local)
+        await peer.send(b"trigger")
+        await proto.wait_lost()
+        assert errors == [
+            {
+                "message": "Fatal error: protocol.data_received() call failed.",
+                "exception": proto.error,
+                "transport": transport,
+                "protocol": proto,
+            }
+        ]
+        assert proto.trace == ["made", ("data", b"trigger"), ("lost", proto.error)]
+        assert proto.trace[-1][1] is proto.error
+        assert transport.is_closing()
+        # The connection is gone for the peer as well.
+        assert await read_until_closed(peer) == b""
+
+
+async def test_no_data_is_delivered_after_a_fatal_data_received(kind: str) -> None:
+    local, peer = await open_pair(kind)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        _, proto = await loop.connect_stream(FailOnData, local)
+        await peer.send(b"first")
+        await proto.wait_lost()
+        try:
+            await peer.send(b"second")
+        except anyio.BrokenResourceError:
+            pass
+        await settle()
+    assert proto.trace == ["made", ("data", b"first"), ("lost", proto.error)]
+    assert len(errors) == 1
+
+
+class FailOnEof(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.error = Boom("eof_received failed")
+
+    def eof_received(self) -> Any:
+        super().eof_received()
+        raise self.error
+
+
+async def test_eof_received_raising_is_fatal(kind: str) -> None:
+    local, peer = await open_pair(kind)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(FailOnEof, local)
+        await peer.send(b"bye")
+        await peer.send_eof()
+        await proto.wait_lost()
+        assert errors == [
+            {
+                "message": "Fatal error: protocol.eof_received() call failed.",
+                "exception": proto.error,
+                "transport": transport,
+                "protocol": proto,
+            }
+        ]
+        assert [e for e in proto.trace if e != ("data", b"bye")] == [
+            "made",
+            "eof",
+            ("lost", proto.error),
+        ]
+        assert proto.received() == b"bye"
+
+
+async def test_fatal_error_drops_pending_writes() -> None:
+    local, peer = memory_stream_pair(capacity=16)
+    async with peer, protoport.open_loop() as loop:
+        collect_errors(loop)
+        transport, proto = await loop.connect_stream(FailOnData, local)
+        transport.write(b"p" * 10_000)
+        await peer.send(b"trigger")
+        await proto.wait_lost()
+        assert transport.get_write_buffer_size() == 0
+        assert len(await read_until_closed(peer)) <= 16
+
+
+# -- the peer resets the connection -----------------------------------------------
+
+
+async def test_memory_peer_reset_reports_connection_reset() -> None:
+    local, peer = memory_stream_pair()
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(Recorder, local)
+        await peer.send(b"partial")
+        await wait_until(lambda: proto.received() == b"partial")
+        peer.reset()
+        await proto.wait_lost()
+        assert errors == []
+        assert proto.trace[:2] == ["made", ("data", b"partial")]
+        assert len(proto.trace) == 3
+        assert proto.trace[2][0] == "lost"
+        assert isinstance(proto.trace[2][1], ConnectionResetError)
+        assert transport.is_closing()
+
+
+class PauseInMade(Recorder):
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        transport.pause_reading()  # only the write side can notice a reset
+
+
+async def test_memory_peer_reset_while_writing() -> None:
+    local, peer = memory_stream_pair(capacity=16)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(PauseInMade, local)
+        transport.write(b"w" * 1000)
+        await anyio.wait_all_tasks_blocked()
+        peer.reset()
+        await proto.wait_lost()
+        assert errors == []
+        assert len(proto.trace) == 2
+        assert isinstance(proto.trace[1][1], ConnectionResetError)
+        assert transport.get_write_buffer_size() == 0
+
+
+def _ipv6_available() -> bool:
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+async def _reset(peer: ByteStream) -> None:
+    """Close *peer* with SO_LINGER 0, so that the kernel sends an RST."""
+    raw = peer.extra(SocketAttribute.raw_socket)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    await peer.aclose()
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        socket.AF_INET,
+        pytest.param(
+            socket.AF_INET6,
+            marks=pytest.mark.skipif(not _ipv6_available(), reason="no IPv6"),
+        ),
+    ],
+)
+async def test_tcp_peer_reset_reports_an_oserror(family: socket.AddressFamily) -> None:
+    local, peer = await socket_stream_pair(family)
+    async with protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(Recorder, local)
+        await peer.send(b"partial")
+        await wait_until(lambda: proto.received() == b"partial")
+        await _reset(peer)
+        await proto.wait_lost()
+        assert errors == []
+        assert proto.trace[:2] == ["made", ("data", b"partial")]
+        assert len(proto.trace) == 3
+        assert proto.trace[2][0] == "lost"
+        assert isinstance(proto.trace[2][1], OSError)
+        assert isinstance(proto.trace[2][1], ConnectionResetError)
+        assert transport.is_closing()
+
+
+async def test_tcp_peer_reset_noticed_by_writing() -> None:
+    local, peer = await socket_stream_pair(socket.AF_INET)
+    async with protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(PauseInMade, local)
+        await _reset(peer)
+        with anyio.fail_after(5):
+            while not proto.lost.is_set():
+                transport.write(b"x" * 1024)
+                await anyio.sleep(0.001)
+        assert errors == []
+        assert len(proto.trace) == 2
+        assert isinstance(proto.trace[1][1], OSError)
+
+
+async def test_a_failing_transport_does_not_disturb_another(kind: str) -> None:
+    bad_local, bad_peer = await open_pair(kind)
+    good_local, good_peer = await open_pair(kind)
+    async with bad_peer, good_peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        good_transport, good = await loop.connect_stream(Recorder, good_local)
+        bad_transport, bad = await loop.connect_stream(FailOnData, bad_local)
+        await good_peer.send(b"one,")
+        await bad_peer.send(b"boom")
+        await bad.wait_lost()
+        await good_peer.send(b"two")
+        await wait_until(lambda: good.received() == b"one,two")
+        good_transport.write(b"still here")
+        assert await read_exactly(good_peer, 10) == b"still here"
+        assert not good_transport.is_closing()
+        assert [e["protocol"] for e in errors] == [bad]
+        assert bad_transport.is_closing()
+        good_transport.close()
+        await good.wait_lost()
+    assert good.trace[0] == "made"
+    assert good.trace[-1] == ("lost", None)
+
+
+async def test_a_reset_does_not_disturb_another_transport() -> None:
+    bad_local, bad_peer = memory_stream_pair()
+    good_local, good_peer = memory_stream_pair()
+    async with good_peer, protoport.open_loop() as loop:
+        good_transport, good = await loop.connect_stream(Recorder, good_local)
+        _, bad = await loop.connect_stream(Recorder, bad_local)
+        bad_peer.reset()
+        await bad.wait_lost()
+        await good_peer.send(b"fine")
+        await wait_until(lambda: good.received() == b"fine")
+        good_transport.write(b"ok")
+        assert await read_exactly(good_peer, 2) == b"ok"
+        assert not good_transport.is_closing()
+
+
+# -- exceptions from pause_writing() / resume_writing() --------------------------
+
+
+class FailingFlow(Recorder):
+    fail_pause = False
+    fail_resume = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pause_error = Boom("pause failed")
+        self.resume_error = Boom("resume failed")
+
+    def pause_writing(self) -> None:
+        self.trace.append("pause")
+        if self.fail_pause:
+            raise self.pause_error
+
+    def resume_writing(self) -> None:
+        self.trace.append("resume")
+        if self.fail_resume:
+            raise self.resume_error
+
+
+class FailPause(FailingFlow):
+    fail_pause = True
+
+
+class FailResume(FailingFlow):
+    fail_resume = True
+
+
+async def test_pause_writing_raising_goes_to_the_handler() -> None:
+    local, peer = memory_stream_pair(capacity=16)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(FailPause, local)
+        transport.set_write_buffer_limits(high=100)
+        transport.write(b"a" * 200)  # does not raise
+        assert errors == [
+            {
+                "message": "protocol.pause_writing() failed",
+                "exception": proto.pause_error,
+                "transport": transport,
+                "protocol": proto,
+            }
+        ]
+        assert proto.trace == ["made", "pause"]
+        assert not transport.is_closing()
+        # The protocol counts as paused: no second pause_writing().
+        transport.write(b"b" * 200)
+        assert proto.trace == ["made", "pause"]
+        assert await read_exactly(peer, 400) == b"a" * 200 + b"b" * 200
+        await wait_until(lambda: "resume" in proto.trace)
+        assert proto.trace == ["made", "pause", "resume"]
+        assert len(errors) == 1
+
+
+async def test_resume_writing_raising_goes_to_the_handler() -> None:
+    local, peer = memory_stream_pair(capacity=16)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        transport, proto = await loop.connect_stream(FailResume, local)
+        transport.set_write_buffer_limits(high=100)
+        transport.write(b"a" * 200)
+        assert await read_exactly(peer, 200) == b"a" * 200
+        await wait_until(lambda: "resume" in proto.trace)
+        assert errors == [
+            {
+                "message": "protocol.resume_writing() failed",
+                "exception": proto.resume_error,
+                "transport": transport,
+                "protocol": proto,
+            }
+        ]
+        assert not transport.is_closing()
+        # The protocol counts as resumed: the next overflow pauses again.
+        transport.write(b"b" * 200)
+        assert proto.trace == ["made", "pause", "resume", "pause"]
+        assert await read_exactly(peer, 200) == b"b" * 200
+
+
+# -- exceptions from connection_lost() -------------------------------------------
+
+
+class FailOnLost(Recorder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.error = Boom("connection_lost failed")
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        super().connection_lost(exc)
+        raise self.error
+
+
+async def test_connection_lost_raising_goes_to_the_handler(kind: str) -> None:
+    local, peer = await open_pair(kind)
+    other_local, other_peer = await open_pair(kind)
+    async with peer, other_peer:
+        async with protoport.open_loop() as loop:
+            errors = collect_errors(loop)
+            transport, proto = await loop.connect_stream(FailOnLost, local)
+            other_transport, other = await loop.connect_stream(Recorder, other_local)
+            transport.write(b"last")
+            transport.close()
+            assert await read_until_closed(peer) == b"last"
+            await proto.wait_lost()
+            await wait_until(lambda: len(errors) == 1)
+            assert errors[0]["exception"] is proto.error
+            # The other transport is fine.
+            other_transport.write(b"alive")
+            assert await read_exactly(other_peer, 5) == b"alive"
+        # Leaving the loop did not raise, and the other protocol was closed.
+        assert proto.trace == ["made", ("lost", None)]
+        assert other.trace == ["made", ("lost", None)]
+        assert len(errors) == 1
+
+
+async def test_connection_lost_raising_when_the_loop_closes_it() -> None:
+    local, peer = memory_stream_pair()
+    async with peer:
+        async with protoport.open_loop() as loop:
+            errors = collect_errors(loop)
+            _, proto = await loop.connect_stream(FailOnLost, local)
+        assert proto.trace == ["made", ("lost", None)]
+        assert [e["exception"] for e in errors] == [proto.error]
+
+
+# -- nothing leaks after failures ----------------------------------------------
+
+
+async def test_failed_transports_leave_nothing_behind() -> None:
+    fds_before = open_fds()
+    tasks_before = len(anyio.get_running_tasks())
+    peers: list[ByteStream] = []
+    async with protoport.open_loop() as loop:
+        collect_errors(loop)
+        # data_received() raises
+        local, peer = await open_pair("unix")
+        peers.append(peer)
+        _, failing = await loop.connect_stream(FailOnData, local)
+        await peer.send(b"boom")
+        await failing.wait_lost()
+        # the peer resets
+        local, peer = await open_pair("tcp")
+        _, reset = await loop.connect_stream(Recorder, local)
+        await _reset(peer)
+        await reset.wait_lost()
+        # connection_lost() raises, when the loop closes the transport
+        local, peer = await open_pair("tcp")
+        peers.append(peer)
+        _, raising = await loop.connect_stream(FailOnLost, local)
+    for peer in peers:
+        await peer.aclose()
+    assert open_fds() == fds_before
+    assert len(anyio.get_running_tasks()) == tasks_before
+    assert failing.trace[-1] == ("lost", failing.error)
+    assert isinstance(reset.trace[-1][1], ConnectionResetError)
+    assert raising.trace == ["made", ("lost", None)]
