@@ -20,23 +20,12 @@ from . import _runtime
 T = TypeVar("T")
 
 
-async def _wait_done(future: asyncio.Future[Any]) -> None:
-    done = anyio.Event()
-    future.add_done_callback(lambda _: done.set())
-    try:
-        await done.wait()
-    except BaseException:
-        # As in asyncio: cancelling what awaits a future cancels the future.
-        future.cancel()
-        raise
-
-
 class Future(asyncio.Future[T]):
     """An :class:`asyncio.Future` that Trio tasks can await."""
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self.done():
-            yield from _wait_done(self).__await__()
+            yield from _runtime.wait_done(self).__await__()
         return self.result()
 
     __iter__ = __await__
@@ -113,12 +102,15 @@ class Task(Future[T]):
         raise RuntimeError("Task does not support set_exception operation")
 
     async def _run(self) -> None:
+        if self._cancel_requests:
+            # Cancelled before its first step: like asyncio, never run the body.
+            self._coro.close()
+            self._finish_cancelled()
+            return
         cancelled = anyio.get_cancelled_exc_class()
         try:
             with anyio.CancelScope() as scope:
                 self._scope = scope
-                if self._cancel_requests:
-                    scope.cancel()
                 result = await _runtime.drive(
                     self._coro, self.get_loop(), self._context
                 )

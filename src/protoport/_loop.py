@@ -83,7 +83,7 @@ class Loop(asyncio.AbstractEventLoop):
     # -- life cycle ------------------------------------------------------------
 
     async def __aenter__(self) -> Loop:
-        if self._running or self._closed:
+        if self._task_group is not None or self._closed:
             raise RuntimeError("a protoport loop can be entered only once")
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
@@ -120,7 +120,12 @@ class Loop(asyncio.AbstractEventLoop):
         if not graceful or not self._transports:
             self._task_group.cancel_scope.cancel()
         try:
-            return await self._task_group.__aexit__(exc_type, exc, tb)
+            if exc is None or isinstance(exc, anyio.get_cancelled_exc_class()):
+                return await self._task_group.__aexit__(exc_type, exc, tb)
+            # The block's own exception goes on unchanged, not wrapped in a group
+            # by the task group (whose children never raise).
+            await self._task_group.__aexit__(None, None, None)
+            return None
         finally:
             self._closed = True
             with anyio.CancelScope(shield=True):
@@ -136,10 +141,18 @@ class Loop(asyncio.AbstractEventLoop):
         # connection_lost() calls and their results.
         for transport in list(self._transports):
             await transport._finish()
+        asyncio_tasks = []
         for task in list(self._tasks):
-            if isinstance(task, Task) and not task.done():
-                task.get_coro().close()
-                task._finish_cancelled()
+            if isinstance(task, Task):
+                if not task.done():
+                    task.get_coro().close()
+                    task._finish_cancelled()
+            elif not task.done():
+                asyncio_tasks.append(task)
+        if asyncio_tasks:
+            # Under asyncio the tasks live outside the task group: wait for the
+            # cancelled ones to finish, as asyncio.run() does.
+            await asyncio.wait(asyncio_tasks)
         self._tasks.clear()
 
     async def _host_until_run_ends(self) -> None:
@@ -423,7 +436,8 @@ class Loop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         self._check_open()
         if self._aio is not None:
-            handle = self._aio.call_soon(callback, *args, context=context)
+            handle = asyncio.Handle(callback, args, self, context)
+            self._aio.call_soon(_run_handle, handle)
             self._handles.add(handle)
             return handle
         assert self._scheduler is not None
@@ -451,7 +465,8 @@ class Loop(asyncio.AbstractEventLoop):
             raise TypeError("when cannot be None")
         self._check_open()
         if self._aio is not None:
-            timer = self._aio.call_at(when, callback, *args, context=context)
+            timer = asyncio.TimerHandle(when, callback, args, self, context)
+            self._aio.call_at(when, _run_handle, timer)
             self._handles.add(timer)
             return timer
         assert self._scheduler is not None
@@ -464,13 +479,12 @@ class Loop(asyncio.AbstractEventLoop):
         context: Context | None = None,
     ) -> asyncio.Handle:
         self._check_open()
+        handle = asyncio.Handle(callback, args, self, context)
         if self._aio is not None:
-            handle = self._aio.call_soon_threadsafe(callback, *args, context=context)
-            self._handles.add(handle)
+            self._aio.call_soon_threadsafe(_run_handle, handle)
             return handle
         scheduler = self._scheduler
         assert scheduler is not None
-        handle = asyncio.Handle(callback, args, self, context)
         self._threadsafe(functools.partial(scheduler.schedule, handle))
         return handle
 
@@ -605,6 +619,13 @@ class Loop(asyncio.AbstractEventLoop):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+
+
+def _run_handle(handle: asyncio.Handle) -> None:
+    # Handles made by the facade report errors to the facade's exception handler;
+    # a cancelled one (e.g. at loop exit) does nothing when its turn comes.
+    if not handle.cancelled():
+        handle._run()
 
 
 def open_loop() -> Loop:

@@ -71,8 +71,9 @@ def drive(
     """Run *coro* as part of the current Trio task, one step at a time, each step
     in *context* with *loop* as asyncio's running loop.
 
-    A bare ``yield`` (what ``asyncio.sleep(0)`` does) becomes a Trio checkpoint, so
-    asyncio code that only waits on protoport's futures runs unchanged.
+    A bare ``yield`` (what ``asyncio.sleep(0)`` does) becomes a Trio checkpoint and
+    an asyncio future yielded the asyncio way is waited for, so asyncio code whose
+    futures come from the facade runs unchanged.
     """
     import trio
 
@@ -95,10 +96,27 @@ def drive(
             if yielded is None:
                 yield from trio.lowlevel.checkpoint().__await__()
                 send = None
+            elif getattr(yielded, "_asyncio_future_blocking", False):
+                # An asyncio future awaited the asyncio way (e.g. by gather()).
+                yielded._asyncio_future_blocking = False
+                yield from wait_done(yielded).__await__()
+                send = None
             else:
                 send = yield yielded
         except BaseException as exc:
             send, error = None, exc
+
+
+async def wait_done(future: asyncio.Future[Any]) -> None:
+    """Wait until *future* is done; cancelling the wait cancels the future, as
+    cancelling an asyncio task cancels the future it awaits."""
+    done = anyio.Event()
+    future.add_done_callback(lambda _: done.set())
+    try:
+        await done.wait()
+    except BaseException:
+        future.cancel()
+        raise
 
 
 def threadsafe_scheduler(runtime: str) -> Callable[[Callable[[], object]], None]:
@@ -176,6 +194,7 @@ def default_loop(make: Callable[[], Loop]) -> Loop:
             loop: Loop = _trio_default.get()
         except LookupError:
             loop = make()
+            loop._running = True
             _trio_default.set(loop)
             trio.lowlevel.spawn_system_task(
                 loop._host_until_run_ends, name="protoport default loop"
@@ -185,6 +204,7 @@ def default_loop(make: Callable[[], Loop]) -> Loop:
     loop_or_none = _asyncio_defaults.get(running)
     if loop_or_none is None or loop_or_none.is_closed():
         loop_or_none = make()
+        loop_or_none._running = True
         _asyncio_defaults[running] = loop_or_none
         host = running.create_task(loop_or_none._host_until_run_ends())
         _background.add(host)

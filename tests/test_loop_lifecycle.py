@@ -1,0 +1,409 @@
+"""Life cycle of the loop facade: open_loop(), get_running_loop(), and what leaving
+the block does to transports, tasks and timers. Both runtimes."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+import protoport
+from _streams import memory_stream_pair, socket_stream_pair
+from conftest import open_fds
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder(asyncio.Protocol):
+    """Records every protocol callback, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[Any] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self.events.append("made")
+
+    def data_received(self, data: bytes) -> None:
+        self.events.append(("data", data))
+
+    def eof_received(self) -> bool | None:
+        self.events.append("eof")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.events.append(("lost", exc))
+
+
+EXIT_MODES = ["normal", "exception", "cancel_scope", "timeout"]
+
+
+async def run_and_leave(
+    mode: str, body: Callable[[protoport.Loop], Awaitable[None]]
+) -> protoport.Loop:
+    """Run ``body(loop)`` inside ``open_loop()`` and leave the block as *mode* says:
+    normally, by an exception, or by the cancellation of an enclosing scope."""
+    loop: protoport.Loop | None = None
+    if mode == "normal":
+        async with protoport.open_loop() as loop:
+            await body(loop)
+    elif mode == "exception":
+        # That the exception comes out unchanged is checked on its own below;
+        # here only what leaving does to the loop's objects is of interest.
+        error = ValueError("leaving by an exception")
+        caught: BaseException | None = None
+        try:
+            async with protoport.open_loop() as loop:
+                await body(loop)
+                raise error
+        except Exception as exc:
+            caught = exc
+        assert list(getattr(caught, "exceptions", [caught])) == [error]
+    elif mode == "cancel_scope":
+        with anyio.CancelScope() as scope:
+            async with protoport.open_loop() as loop:
+                await body(loop)
+                scope.cancel()
+                await anyio.sleep_forever()
+        assert scope.cancelled_caught
+    elif mode == "timeout":
+        with anyio.move_on_after(math.inf) as scope:
+            async with protoport.open_loop() as loop:
+                await body(loop)
+                scope.deadline = anyio.current_time() + 0.01
+                await anyio.sleep_forever()
+        assert scope.cancelled_caught
+    else:
+        raise AssertionError(mode)
+    assert loop is not None
+    return loop
+
+
+# -- open_loop -----------------------------------------------------------------
+
+
+async def test_open_loop_yields_a_running_loop_closed_after_the_block() -> None:
+    manager = protoport.open_loop()
+    async with manager as loop:
+        assert isinstance(loop, protoport.Loop)
+        assert loop is manager
+        assert loop.is_running()
+        assert not loop.is_closed()
+    assert not loop.is_running()
+    assert loop.is_closed()
+
+
+async def test_a_loop_cannot_be_entered_twice() -> None:
+    async with protoport.open_loop() as loop:
+        with pytest.raises(RuntimeError):
+            async with loop:
+                pass
+        assert loop.is_running()
+    with pytest.raises(RuntimeError):
+        async with loop:
+            pass
+    assert loop.is_closed()
+    assert not loop.is_running()
+
+
+async def test_closed_loop_refuses_new_work() -> None:
+    async with protoport.open_loop() as loop:
+        pass
+
+    async def coroutine() -> None:
+        pass
+
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        loop.call_soon(lambda: None)
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        loop.call_later(1, lambda: None)
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        loop.call_at(loop.time() + 1, lambda: None)
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        loop.call_soon_threadsafe(lambda: None)
+    coro = coroutine()
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        loop.create_task(coro)
+    coro.close()
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        loop.run_in_executor(None, lambda: None)
+
+
+async def test_connect_stream_on_a_closed_loop_closes_the_stream() -> None:
+    async with protoport.open_loop() as loop:
+        pass
+    a, b = memory_stream_pair()
+    made: list[Recorder] = []
+    with pytest.raises(RuntimeError, match=r"^Event loop is closed$"):
+        await loop.connect_stream(lambda: made.append(Recorder()) or made[-1], a)
+    assert made == []
+    with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+        await b.receive()
+
+
+# -- get_running_loop ----------------------------------------------------------
+
+
+async def test_get_running_loop_returns_the_innermost_open_loop() -> None:
+    async with protoport.open_loop() as outer:
+        assert protoport.get_running_loop() is outer
+        async with protoport.open_loop() as inner:
+            assert inner is not outer
+            assert protoport.get_running_loop() is inner
+        assert protoport.get_running_loop() is outer
+
+
+async def test_get_running_loop_in_a_callback_of_the_loop() -> None:
+    seen: list[protoport.Loop] = []
+    async with protoport.open_loop() as outer:
+        async with protoport.open_loop() as inner:
+            done = inner.create_future()
+            inner.call_soon(lambda: seen.append(protoport.get_running_loop()))
+            inner.call_soon(done.set_result, None)
+            with anyio.fail_after(5):
+                await done
+        done = outer.create_future()
+        outer.call_soon(lambda: seen.append(protoport.get_running_loop()))
+        outer.call_soon(done.set_result, None)
+        with anyio.fail_after(5):
+            await done
+    assert seen == [inner, outer]
+    assert seen[0] is inner
+    assert seen[1] is outer
+
+
+async def test_default_loop_outside_open_loop() -> None:
+    default = protoport.get_running_loop()
+    assert isinstance(default, protoport.Loop)
+    assert not default.is_closed()
+    assert protoport.get_running_loop() is default
+    async with protoport.open_loop() as loop:
+        assert loop is not default
+        assert protoport.get_running_loop() is loop
+    assert protoport.get_running_loop() is default
+    assert not default.is_closed()
+
+
+async def test_default_loop_is_running_as_soon_as_it_is_returned() -> None:
+    default = protoport.get_running_loop()
+    assert default.is_running()
+
+
+@pytest.mark.parametrize("backend", ["trio", "asyncio"])
+def test_default_loop_is_one_per_run_and_closes_its_transports_at_the_end(
+    backend: str,
+) -> None:
+    loops: list[protoport.Loop] = []
+
+    async def main() -> Recorder:
+        loop = protoport.get_running_loop()
+        assert protoport.get_running_loop() is loop
+        loops.append(loop)
+        a, _b = memory_stream_pair()
+        transport, recorder = await loop.connect_stream(Recorder, a)
+        assert not transport.is_closing()
+        assert recorder.events == ["made"]
+        return recorder
+
+    first = anyio.run(main, backend=backend)
+    second = anyio.run(main, backend=backend)
+    assert loops[0] is not loops[1]
+    assert first.events == ["made", ("lost", None)]
+    assert second.events == ["made", ("lost", None)]
+    assert loops[0].is_closed()
+    assert loops[1].is_closed()
+
+
+def test_get_running_loop_outside_a_run_is_an_error() -> None:
+    with pytest.raises(RuntimeError, match="no running event loop"):
+        protoport.get_running_loop()
+
+
+# -- leaving the block ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", EXIT_MODES)
+async def test_leaving_closes_transports_and_cancels_tasks_and_timers(
+    mode: str,
+) -> None:
+    recorders: list[Recorder] = []
+    peers: list[Any] = []
+    tasks: list[asyncio.Future[Any]] = []
+    timers: list[asyncio.TimerHandle] = []
+    fired: list[str] = []
+    progress: list[str] = []
+
+    async def forever() -> None:
+        progress.append("task started")
+        await asyncio.sleep(3600)
+        progress.append("task finished")
+
+    async def body(loop: protoport.Loop) -> None:
+        for capacity in (1 << 20, 4):
+            a, b = memory_stream_pair(capacity)
+            peers.append(b)
+            _, recorder = await loop.connect_stream(Recorder, a)
+            recorders.append(recorder)
+        # The second one is stuck: its peer does not read.
+        recorders[1].transport.write(b"x" * 100)  # type: ignore[union-attr]
+        timers.append(loop.call_later(0.05, fired.append, "timer"))
+        timers.append(loop.call_at(loop.time() + 3600, fired.append, "far timer"))
+        tasks.append(loop.create_task(forever()))
+        with anyio.fail_after(5):
+            while not progress:
+                await anyio.sleep(0.001)
+
+    tasks_before = len(anyio.get_running_tasks())
+    loop = await run_and_leave(mode, body)
+    assert loop.is_closed()
+    assert not loop.is_running()
+    for recorder in recorders:
+        assert recorder.events == ["made", ("lost", None)]
+    assert tasks[0].cancelled()
+    assert progress == ["task started"]
+    assert all(timer.cancelled() for timer in timers)
+    assert len(anyio.get_running_tasks()) == tasks_before
+    # The timers' time passes without them running.
+    with anyio.fail_after(5):
+        while loop.time() <= timers[0].when():
+            await anyio.sleep(0.005)
+    await anyio.sleep(0.01)
+    assert fired == []
+    for recorder in recorders:
+        assert recorder.events == ["made", ("lost", None)]
+
+
+@pytest.mark.parametrize("mode", EXIT_MODES)
+async def test_leaving_leaves_no_file_descriptor_open(mode: str) -> None:
+    fds_before = open_fds()
+    recorders: list[Recorder] = []
+    peers: list[Any] = []
+
+    async def body(loop: protoport.Loop) -> None:
+        for _ in range(3):
+            a, b = await socket_stream_pair()
+            peers.append(b)
+            _, recorder = await loop.connect_stream(Recorder, a)
+            recorders.append(recorder)
+        await peers[0].send(b"hello")
+        with anyio.fail_after(5):
+            while len(recorders[0].events) < 2:
+                await anyio.sleep(0.001)
+
+    tasks_before = len(anyio.get_running_tasks())
+    try:
+        await run_and_leave(mode, body)
+        assert len(anyio.get_running_tasks()) == tasks_before
+        assert recorders[0].events == ["made", ("data", b"hello"), ("lost", None)]
+        for recorder in recorders[1:]:
+            assert recorder.events == ["made", ("lost", None)]
+        # Each peer sees the connection end.
+        for peer in peers:
+            with anyio.fail_after(5):
+                try:
+                    data = await peer.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    data = b""
+            assert data == b""
+    finally:
+        for peer in peers:
+            await peer.aclose()
+    with anyio.fail_after(5):
+        while open_fds() != fds_before:
+            await anyio.sleep(0.001)
+    assert open_fds() == fds_before
+
+
+async def test_normal_exit_flushes_a_closing_transport_before_connection_lost() -> None:
+    payload = bytes(range(256)) * 16
+    received = bytearray()
+    ended: list[str] = []
+
+    async def read_slowly(stream: Any) -> None:
+        while True:
+            try:
+                received.extend(await stream.receive(7))
+            except anyio.EndOfStream:
+                ended.append("eof")
+                return
+            except anyio.BrokenResourceError:
+                ended.append("broken")
+                return
+            await anyio.sleep(0)
+
+    async with anyio.create_task_group() as tg:
+        a, b = memory_stream_pair(16)
+        async with protoport.open_loop() as loop:
+            transport, recorder = await loop.connect_stream(Recorder, a)
+            transport.write(payload)
+            transport.close()
+            assert transport.is_closing()
+            tg.start_soon(read_slowly, b)
+        # Leaving waited for the buffer to drain to the stream.
+        assert recorder.events == ["made", ("lost", None)]
+        assert len(received) >= len(payload) - 16
+    assert bytes(received) == payload
+    assert ended == ["eof"]
+
+
+@pytest.mark.parametrize("mode", ["exception", "cancel_scope"])
+async def test_exit_by_exception_aborts_a_closing_transport(mode: str) -> None:
+    payload = bytes(range(256)) * 16
+    received = bytearray()
+    ended: list[str] = []
+
+    async def read_slowly(stream: Any) -> None:
+        while True:
+            try:
+                received.extend(await stream.receive(7))
+            except anyio.EndOfStream:
+                ended.append("eof")
+                return
+            except anyio.BrokenResourceError:
+                ended.append("broken")
+                return
+            await anyio.sleep(0)
+
+    recorders: list[Recorder] = []
+
+    async with anyio.create_task_group() as tg:
+        a, b = memory_stream_pair(16)
+
+        async def body(loop: protoport.Loop) -> None:
+            transport, recorder = await loop.connect_stream(Recorder, a)
+            recorders.append(recorder)
+            transport.write(payload)
+            transport.close()
+            tg.start_soon(read_slowly, b)
+
+        with anyio.fail_after(5):
+            await run_and_leave(mode, body)
+        assert recorders[0].events == ["made", ("lost", None)]
+    assert len(received) < len(payload)
+    assert payload.startswith(bytes(received))
+    assert len(ended) == 1
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+async def test_exception_from_the_block_propagates_unchanged(busy: bool) -> None:
+    class Custom(Exception):
+        pass
+
+    error = Custom("mine")
+
+    async def use_loop() -> None:
+        async with protoport.open_loop() as loop:
+            if busy:
+                a, _b = memory_stream_pair()
+                await loop.connect_stream(Recorder, a)
+                loop.call_later(10, lambda: None)
+            raise error
+
+    with pytest.raises(Custom) as info:
+        await use_loop()
+    assert info.value is error
