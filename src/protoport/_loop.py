@@ -228,6 +228,7 @@ class Loop(asyncio.AbstractEventLoop):
         sock: socket.socket,
         *,
         server: Server | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> tuple[StreamTransport, _P]:
         """Run a protocol over a connected stream socket (TCP gets TCP_NODELAY, as
         asyncio gives it)."""
@@ -237,7 +238,7 @@ class Loop(asyncio.AbstractEventLoop):
             except OSError:
                 pass
         return await self.connect_stream(
-            protocol_factory, SocketStream(sock), _server=server
+            protocol_factory, SocketStream(sock), extra=extra, _server=server
         )
 
     async def create_connection(

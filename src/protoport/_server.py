@@ -3,23 +3,429 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import socket
 import ssl as _ssl
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+import stat
+import sys
+from asyncio.trsock import TransportSocket
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import CancelScope, ClosedResourceError
+
+from ._exception_handling import logger
 
 if TYPE_CHECKING:
     from ._loop import Loop
     from ._stream_transport import StreamTransport
 
+#: How long accepting pauses on a socket after the process ran out of file
+#: descriptors or memory (asyncio's ``ACCEPT_RETRY_DELAY``).
+ACCEPT_RETRY_DELAY = 1.0
+
+#: ``accept()`` errors that mean "out of resources": wait, then try again.
+_OUT_OF_RESOURCES = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+#: ``accept()`` errors about one pending connection only (its peer went away, or
+#: Linux passing on a network error of the new connection): skip it.
+_SKIP_CONNECTION = frozenset(
+    getattr(errno, name)
+    for name in (
+        "ECONNABORTED",
+        "EPROTO",
+        "ENETDOWN",
+        "ENOPROTOOPT",
+        "EHOSTDOWN",
+        "ENONET",
+        "EHOSTUNREACH",
+        "EOPNOTSUPP",
+        "ENETUNREACH",
+    )
+    if hasattr(errno, name)
+)
+
+_HAS_IPV6 = hasattr(socket, "AF_INET6")
+
+_Address = tuple[str, int] | tuple[str, int, int, int]
+_AddrInfo = tuple[int, int, int, str, _Address]
+_UnixPath = str | bytes
+
+
+def _is_abstract(path: _UnixPath) -> bool:
+    """Whether *path* is empty or in Linux's abstract namespace (no file)."""
+    return not path or path[0] in (0, "\x00")
+
 
 class Server(asyncio.AbstractServer):
+    """A listening server, as returned by :meth:`asyncio.loop.create_server`.
+
+    Listening sockets are served by one accept task each, in the loop's task group.
+    ``close()`` stops listening and leaves accepted connections alone;
+    ``wait_closed()`` returns once the server is closed and its last connection is
+    gone.
+    """
+
+    def __init__(
+        self,
+        loop: Loop,
+        sockets: list[socket.socket],
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        backlog: int,
+        unix_files: dict[socket.socket, tuple[_UnixPath, int, int]] | None = None,
+    ) -> None:
+        self._loop = loop
+        self._sockets: list[socket.socket] | None = sockets
+        self._protocol_factory = protocol_factory
+        self._backlog = backlog
+        self._unix_files = unix_files or {}
+        self._clients: set[StreamTransport] = set()
+        self._serving = False
+        self._serve_forever_scope: CancelScope | None = None
+        self._accept_scopes: set[CancelScope] = set()
+        self._all_gone = anyio.Event()
+        loop._servers.add(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} sockets={self.sockets!r}>"
+
+    # -- clients ---------------------------------------------------------------
+
     def _attach(self, transport: StreamTransport) -> None:
-        raise NotImplementedError
+        if self._all_gone.is_set():
+            # A protocol factory closed the server before its transport existed.
+            self._all_gone = anyio.Event()
+        self._clients.add(transport)
 
     def _detach(self, transport: StreamTransport) -> None:
-        raise NotImplementedError
+        self._clients.discard(transport)
+        if not self._clients and self._sockets is None:
+            self._all_gone.set()
+
+    def close_clients(self) -> None:
+        """Close every accepted connection (their buffers are flushed first)."""
+        for transport in list(self._clients):
+            transport.close()
+
+    def abort_clients(self) -> None:
+        """Abort every accepted connection at once."""
+        for transport in list(self._clients):
+            transport.abort()
+
+    # -- state -----------------------------------------------------------------
+
+    def _is_closed(self) -> bool:
+        return self._sockets is None
+
+    def get_loop(self) -> Loop:
+        return self._loop
+
+    def is_serving(self) -> bool:
+        return self._serving
+
+    @property
+    def sockets(self) -> tuple[TransportSocket, ...]:
+        """The listening sockets, wrapped as asyncio wraps them; ``()`` once
+        closed."""
+        if self._sockets is None:
+            return ()
+        return tuple(TransportSocket(sock) for sock in self._sockets)
+
+    # -- serving ---------------------------------------------------------------
+
+    def _start_serving(self) -> None:
+        if self._serving:
+            return
+        if self._sockets is None:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._serving = True
+        for sock in self._sockets:
+            sock.listen(self._backlog)
+            self._loop._spawn(self._accept_loop, sock)
+
+    async def start_serving(self) -> None:
+        """Start accepting connections; a no-op when already serving."""
+        self._start_serving()
+        await anyio.lowlevel.checkpoint()
+
+    async def serve_forever(self) -> None:
+        """Accept connections until cancelled or closed.
+
+        Cancelling it closes the server (its connections stay open) and
+        re-raises the cancellation at once: waiting for clients that may never
+        leave would hang a cancelled scope. When the server is closed by
+        ``close()`` instead, it returns once the last connection is gone.
+        """
+        if self._serve_forever_scope is not None:
+            raise RuntimeError(
+                f"server {self!r} is already being awaited on serve_forever()"
+            )
+        if self._sockets is None:
+            raise RuntimeError(f"server {self!r} is closed")
+        self._start_serving()
+        scope = self._serve_forever_scope = CancelScope()
+        try:
+            with scope:
+                await anyio.sleep_forever()
+        except anyio.get_cancelled_exc_class():
+            self.close()
+            raise
+        finally:
+            if self._serve_forever_scope is scope:
+                self._serve_forever_scope = None
+        await self.wait_closed()
+
+    async def _accept_loop(self, sock: socket.socket) -> None:
+        if self._sockets is None:
+            return
+        scope = CancelScope()
+        self._accept_scopes.add(scope)
+        try:
+            with scope:
+                await self._accept_connections(sock)
+        finally:
+            self._accept_scopes.discard(scope)
+
+    async def _accept_connections(self, sock: socket.socket) -> None:
+        batch = max(self._backlog, 1)
+        while True:
+            if self._is_closed():
+                return
+            try:
+                await anyio.wait_readable(sock)
+            except ClosedResourceError:
+                return
+            # Take what the kernel has queued, up to backlog connections per
+            # readiness event, as asyncio does.
+            for _ in range(batch):
+                if self._is_closed():
+                    return
+                try:
+                    conn, addr = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as exc:
+                    if exc.errno in _OUT_OF_RESOURCES:
+                        self._loop.call_exception_handler(
+                            {
+                                "message": "socket.accept() out of system resource",
+                                "exception": exc,
+                                "socket": TransportSocket(sock),
+                            }
+                        )
+                        await anyio.sleep(ACCEPT_RETRY_DELAY)
+                        break
+                    if exc.errno in _SKIP_CONNECTION:
+                        continue
+                    self._loop.call_exception_handler(
+                        {
+                            "message": "socket.accept() failed",
+                            "exception": exc,
+                            "socket": TransportSocket(sock),
+                        }
+                    )
+                    break
+                await self._serve_connection(conn, addr)
+
+    async def _serve_connection(self, conn: socket.socket, addr: Any) -> None:
+        try:
+            with CancelScope(shield=True):
+                # As asyncio: 'peername' is what accept() returned.
+                await self._loop._connect_socket(
+                    self._protocol_factory,
+                    conn,
+                    server=self,
+                    extra={"peername": addr},
+                )
+        except (SystemExit, KeyboardInterrupt):
+            conn.close()
+            raise
+        except BaseException as exc:
+            conn.close()
+            self._loop.call_exception_handler(
+                {
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": exc,
+                    "socket": TransportSocket(conn),
+                }
+            )
+
+    # -- closing ---------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop listening and close the listening sockets; accepted connections
+        stay open. Idempotent."""
+        sockets = self._sockets
+        if sockets is None:
+            return
+        self._sockets = None
+        self._serving = False
+        self._loop._servers.discard(self)
+        for scope in list(self._accept_scopes):
+            scope.cancel()
+        for sock in sockets:
+            self._close_listening_socket(sock)
+        serving_forever = self._serve_forever_scope
+        if serving_forever is not None:
+            self._serve_forever_scope = None
+            serving_forever.cancel()
+        if not self._clients:
+            self._all_gone.set()
+
+    def _close_listening_socket(self, sock: socket.socket) -> None:
+        unix_file = self._unix_files.pop(sock, None)
+        if sock.fileno() >= 0:
+            try:
+                anyio.notify_closing(sock)
+            except RuntimeError:  # no async runtime in this thread any more
+                pass
+        sock.close()
+        if unix_file is None:
+            return
+        path, ino, dev = unix_file
+        try:
+            st = os.stat(path)
+            if st.st_ino == ino and st.st_dev == dev:
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            logger.error("Unable to clean up listening UNIX socket %r: %r", path, exc)
+
+    async def wait_closed(self) -> None:
+        """Return once the server is closed and every accepted connection is gone
+        (waiting for both, in either order)."""
+        await self._all_gone.wait()
+
+
+# -- TCP -------------------------------------------------------------------------
+
+
+def _check_ssl_arguments(
+    ssl: object,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+) -> None:
+    if isinstance(ssl, bool):
+        raise TypeError("ssl argument must be an SSLContext or None")
+    if ssl_handshake_timeout is not None and not ssl:
+        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+    if ssl_shutdown_timeout is not None and not ssl:
+        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+
+
+def _numeric_address(
+    host: str, port: int | str | None, family: int
+) -> _AddrInfo | None:
+    """The addrinfo for a host that is already an IP address literal (and a
+    numeric port), or None when it needs a lookup."""
+    if port is None or port == "":
+        port_number = 0
+    else:
+        try:
+            port_number = int(port)
+        except (TypeError, ValueError):
+            return None  # a service name
+    if "%" in host:  # a scope id: leave it to getaddrinfo
+        return None
+    families: list[int]
+    if family == socket.AF_UNSPEC:
+        families = [socket.AF_INET, socket.AF_INET6] if _HAS_IPV6 else [socket.AF_INET]
+    else:
+        families = [family]
+    for af in families:
+        try:
+            socket.inet_pton(af, host)
+        except (OSError, ValueError):
+            continue
+        address: _Address
+        if _HAS_IPV6 and af == socket.AF_INET6:
+            address = (host, port_number, 0, 0)
+        else:
+            address = (host, port_number)
+        return af, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address
+    return None
+
+
+async def _resolve(
+    host: str | None, port: int | str | None, family: int, flags: int
+) -> list[_AddrInfo]:
+    if host is not None:
+        info = _numeric_address(host, port, family)
+        if info is not None:
+            return [info]
+    infos: list[Any] = await anyio.to_thread.run_sync(
+        socket.getaddrinfo, host, port, family, socket.SOCK_STREAM, 0, flags
+    )
+    if not infos:
+        raise OSError(f"getaddrinfo({host!r}) returned empty list")
+    return [
+        (af, kind, proto, name, address) for af, kind, proto, name, address in infos
+    ]
+
+
+def _set_reuse_port(sock: socket.socket) -> None:
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise ValueError("reuse_port not supported by socket module")
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    except OSError:
+        raise ValueError(
+            "reuse_port not supported by socket module, "
+            "SO_REUSEPORT defined but not implemented."
+        ) from None
+
+
+def _open_listening_sockets(
+    infos: list[_AddrInfo],
+    *,
+    reuse_address: bool,
+    reuse_port: bool | None,
+    keep_alive: bool | None,
+) -> list[socket.socket]:
+    sockets: list[socket.socket] = []
+    completed = False
+    try:
+        for af, kind, proto, _name, address in infos:
+            try:
+                sock = socket.socket(af, kind, proto)
+            except OSError:
+                continue  # a family this machine does not offer
+            sockets.append(sock)
+            if reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
+            if reuse_port:
+                _set_reuse_port(sock)
+            if keep_alive:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
+            if _HAS_IPV6 and af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+                # One socket per family: no IPv4-mapped addresses on the IPv6 one.
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, True)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                if exc.errno == errno.EADDRNOTAVAIL:
+                    # The family is not enabled here (bpo-30945): skip it.
+                    sockets.pop()
+                    sock.close()
+                    continue
+                raise OSError(
+                    exc.errno,
+                    f"error while attempting to bind on address {address!r}: "
+                    f"{str(exc).lower()}",
+                ) from None
+        if not sockets:
+            raise OSError(
+                f"could not bind on any address out of {[info[4] for info in infos]!r}"
+            )
+        completed = True
+    finally:
+        if not completed:
+            for sock in sockets:
+                sock.close()
+    return sockets
 
 
 async def create_server(
@@ -40,7 +446,66 @@ async def create_server(
     ssl_shutdown_timeout: float | None,
     start_serving: bool,
 ) -> Server:
-    raise NotImplementedError
+    _check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if sock is not None and isinstance(sock, _ssl.SSLSocket):
+        raise TypeError("Socket cannot be of type SSLSocket")
+    by_address = host is not None or port is not None
+    if by_address:
+        if sock is not None:
+            raise ValueError("host/port and sock can not be specified at the same time")
+    else:
+        if sock is None:
+            raise ValueError("Neither host/port nor sock were specified")
+        if sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"A Stream Socket was expected, got {sock!r}")
+    if ssl:
+        raise NotImplementedError("TLS support is not available yet")
+    loop._check_open()
+
+    if by_address:
+        if reuse_address is None:
+            reuse_address = os.name == "posix" and sys.platform != "cygwin"
+        hosts: Iterable[str | None]
+        if host == "":
+            hosts = [None]
+        elif isinstance(host, str) or not isinstance(host, Iterable):
+            hosts = [host]
+        else:
+            hosts = host
+        infos: dict[_AddrInfo, None] = {}  # ordered, without duplicates
+        for one_host in hosts:
+            for info in await _resolve(one_host, port, family, flags):
+                infos.setdefault(info)
+        sockets = _open_listening_sockets(
+            list(infos),
+            reuse_address=reuse_address,
+            reuse_port=reuse_port,
+            keep_alive=keep_alive,
+        )
+    else:
+        assert sock is not None
+        sockets = [sock]
+
+    for listening in sockets:
+        listening.setblocking(False)
+    server = Server(loop, sockets, protocol_factory, backlog)
+    if start_serving:
+        await server.start_serving()
+    return server
+
+
+# -- Unix ------------------------------------------------------------------------
+
+
+def _remove_stale_socket_file(path: _UnixPath) -> None:
+    try:
+        if stat.S_ISSOCK(os.stat(path).st_mode):
+            os.remove(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        # The directory may let us create the socket but not look at it.
+        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, exc)
 
 
 async def create_unix_server(
@@ -56,4 +521,50 @@ async def create_unix_server(
     start_serving: bool,
     cleanup_socket: bool,
 ) -> Server:
-    raise NotImplementedError
+    _check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if path is not None:
+        if sock is not None:
+            raise ValueError("path and sock can not be specified at the same time")
+    elif sock is None:
+        raise ValueError("path was not specified, and no sock specified")
+    elif sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
+    if ssl:
+        raise NotImplementedError("TLS support is not available yet")
+    loop._check_open()
+
+    if path is not None:
+        fspath: _UnixPath = os.fspath(path)
+        if not _is_abstract(fspath):
+            _remove_stale_socket_file(fspath)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(fspath)
+        except OSError as exc:
+            sock.close()
+            if exc.errno == errno.EADDRINUSE:
+                raise OSError(
+                    errno.EADDRINUSE, f"Address {fspath!r} is already in use"
+                ) from None
+            raise
+        except BaseException:
+            sock.close()
+            raise
+    assert sock is not None
+
+    unix_files: dict[socket.socket, tuple[_UnixPath, int, int]] = {}
+    if cleanup_socket:
+        bound: _UnixPath = sock.getsockname()
+        if not _is_abstract(bound):
+            try:
+                st = os.stat(bound)
+            except FileNotFoundError:
+                pass
+            else:
+                unix_files[sock] = (bound, st.st_ino, st.st_dev)
+
+    sock.setblocking(False)
+    server = Server(loop, [sock], protocol_factory, backlog, unix_files)
+    if start_serving:
+        await server.start_serving()
+    return server
