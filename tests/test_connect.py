@@ -731,25 +731,6 @@ async def test_create_connection_rejects_an_ssl_socket() -> None:
                 await loop.connect_accepted_socket(Recorder, sock)
 
 
-async def test_tls_is_not_available_yet() -> None:
-    lsock = listener()
-    port = lsock.getsockname()[1]
-    context = ssl.create_default_context()
-    before = open_fds()
-    async with protoport.open_loop() as loop:
-        for kwargs in (
-            {"host": "127.0.0.1", "port": port, "ssl": context},
-            {"host": "127.0.0.1", "port": port, "ssl": True, "server_hostname": ""},
-        ):
-            with pytest.raises(
-                NotImplementedError, match=r"^TLS support is not available yet$"
-            ):
-                await loop.create_connection(Recorder, **kwargs)
-    lsock.close()
-    # No connection attempt was made.
-    assert open_fds() <= before
-
-
 # -- create_unix_connection -----------------------------------------------------------
 
 
@@ -878,19 +859,6 @@ async def test_unix_connection_rejects_other_sockets(kind: tuple[int, int]) -> N
                 await loop.create_unix_connection(Recorder, sock=sock)
 
 
-async def test_unix_tls_is_not_available_yet(tmp_path: Path) -> None:
-    path = tmp_path / "s"
-    lsock = unix_listener(path)
-    before = open_fds()
-    async with protoport.open_loop() as loop:
-        with pytest.raises(NotImplementedError, match=r"^TLS support is not available"):
-            await loop.create_unix_connection(
-                Recorder, path, ssl=True, server_hostname="x"
-            )
-    lsock.close()
-    assert open_fds() <= before
-
-
 # -- connect_accepted_socket ----------------------------------------------------------
 
 
@@ -958,19 +926,6 @@ async def test_connect_accepted_socket_rejects_a_datagram_socket() -> None:
                 await loop.connect_accepted_socket(
                     Recorder, sock, ssl_handshake_timeout=1.0
                 )
-
-
-async def test_connect_accepted_socket_tls_is_not_available_yet() -> None:
-    mine, theirs = socket.socketpair()
-    try:
-        async with protoport.open_loop() as loop:
-            with pytest.raises(NotImplementedError, match=r"^TLS support"):
-                await loop.connect_accepted_socket(
-                    Recorder, mine, ssl=ssl.create_default_context()
-                )
-    finally:
-        mine.close()
-        theirs.close()
 
 
 # -- name resolution ------------------------------------------------------------------

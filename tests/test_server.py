@@ -11,7 +11,6 @@ import os
 import re
 import resource
 import socket
-import ssl
 import stat
 import uuid
 from asyncio.trsock import TransportSocket
@@ -379,7 +378,6 @@ async def test_host_name_is_resolved() -> None:
 def tcp_argument_errors() -> list[Any]:
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     return [
         pytest.param(
             {"host": "127.0.0.1", "port": 0, "sock": tcp},
@@ -414,12 +412,6 @@ def tcp_argument_errors() -> list[Any]:
             "ssl_shutdown_timeout is only meaningful with ssl",
             id="shutdown-timeout",
         ),
-        pytest.param(
-            {"host": "127.0.0.1", "port": 0, "ssl": context},
-            NotImplementedError,
-            "TLS support is not available yet",
-            id="tls",
-        ),
     ]
 
 
@@ -439,7 +431,6 @@ def unix_argument_errors() -> list[Any]:
     tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     unix_dgram = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     return [
         pytest.param(
             {"path": "\0protoport-unused", "sock": unix},
@@ -482,12 +473,6 @@ def unix_argument_errors() -> list[Any]:
             ValueError,
             "ssl_shutdown_timeout is only meaningful with ssl",
             id="shutdown-timeout",
-        ),
-        pytest.param(
-            {"path": "\0protoport-unused", "ssl": context},
-            NotImplementedError,
-            "TLS support is not available yet",
-            id="tls",
         ),
     ]
 

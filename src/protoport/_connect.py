@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.lowlevel
 
+from . import _tls
 from ._exception_handling import logger
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
@@ -36,8 +37,6 @@ _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 AddrInfo = tuple[int, int, int, str, Any]
 
 _HAS_IPV6 = hasattr(socket, "AF_INET6")
-
-_TLS_NOT_AVAILABLE = "TLS support is not available yet"
 
 
 # -- name resolution ------------------------------------------------------------
@@ -310,6 +309,33 @@ def _raise_connect_errors(errors: list[list[OSError]], all_errors: bool) -> None
 # -- the loop methods -----------------------------------------------------------
 
 
+def _tls_options(
+    ssl: bool | _ssl.SSLContext | None,
+    server_hostname: str | None,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+    *,
+    server_side: bool = False,
+) -> dict[str, Any]:
+    """The TLS keyword arguments of ``Loop._connect_socket``: none without ssl."""
+    if not ssl:
+        return {}
+    _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+    if server_side:
+        if not isinstance(ssl, _ssl.SSLContext):
+            raise ValueError("Server side SSL needs a valid SSLContext")
+        context = ssl
+    else:
+        context = _tls.client_context(ssl)
+    return {
+        "ssl": context,
+        "server_side": server_side,
+        "server_hostname": server_hostname,
+        "ssl_handshake_timeout": ssl_handshake_timeout,
+        "ssl_shutdown_timeout": ssl_shutdown_timeout,
+    }
+
+
 async def create_connection(
     loop: Loop,
     protocol_factory: Callable[[], _P],
@@ -356,8 +382,9 @@ async def create_connection(
         # Any family (AF_UNIX included) is accepted, as long as it is a stream.
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-    if ssl:
-        raise NotImplementedError(_TLS_NOT_AVAILABLE)
+    tls = _tls_options(
+        ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
 
     if sock is None:
         infos = await _resolve(
@@ -392,7 +419,7 @@ async def create_connection(
         assert sock is not None
     # From here on the loop owns the socket: it closes it if the protocol
     # factory raises.
-    transport, protocol = await loop._connect_socket(protocol_factory, sock)
+    transport, protocol = await loop._connect_socket(protocol_factory, sock, **tls)
     if loop.get_debug():
         logger.debug(
             "%r connected to %s:%r: (%r, %r)",
@@ -431,8 +458,9 @@ async def create_unix_connection(
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
         address = os.fspath(path)
-        if ssl:
-            raise NotImplementedError(_TLS_NOT_AVAILABLE)
+        tls = _tls_options(
+            ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+        )
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
         try:
             sock.setblocking(False)
@@ -440,15 +468,16 @@ async def create_unix_connection(
         except BaseException:
             sock.close()
             raise
-        return await loop._connect_socket(protocol_factory, sock)
+        return await loop._connect_socket(protocol_factory, sock, **tls)
 
     if sock is None:
         raise ValueError("no path and sock were specified")
     if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-    if ssl:
-        raise NotImplementedError(_TLS_NOT_AVAILABLE)
-    return await loop._connect_socket(protocol_factory, sock)
+    tls = _tls_options(
+        ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
+    )
+    return await loop._connect_socket(protocol_factory, sock, **tls)
 
 
 async def connect_accepted_socket(
@@ -467,9 +496,10 @@ async def connect_accepted_socket(
     if ssl_shutdown_timeout is not None and not ssl:
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     _check_not_ssl_socket(sock)
-    if ssl:
-        raise NotImplementedError(_TLS_NOT_AVAILABLE)
-    transport, protocol = await loop._connect_socket(protocol_factory, sock)
+    tls = _tls_options(
+        ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout, server_side=True
+    )
+    transport, protocol = await loop._connect_socket(protocol_factory, sock, **tls)
     if loop.get_debug():
         logger.debug(
             "%r handled: (%r, %r)",

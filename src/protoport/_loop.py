@@ -8,6 +8,7 @@ import contextvars
 import functools
 import os
 import socket
+import ssl as _ssl_module
 import sys
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -17,8 +18,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.abc import ByteStream, TaskGroup
+from anyio.streams.buffered import BufferedByteStream
 
-from . import _connect, _runtime, _server
+from . import _connect, _runtime, _server, _tls
 from ._exception_handling import log_exception_context, logger
 from ._futures import Future, Task
 from ._scheduler import Scheduler
@@ -210,8 +212,7 @@ class Loop(asyncio.AbstractEventLoop):
         except BaseException:
             await anyio.aclose_forcefully(stream)
             raise
-        transport = StreamTransport(self, stream, protocol, extra, server=_server)
-        self._transports.add(transport)
+        transport = self._make_transport(stream, protocol, extra, server=_server)
         transport._start()
         try:
             await anyio.lowlevel.checkpoint()
@@ -222,6 +223,30 @@ class Loop(asyncio.AbstractEventLoop):
             raise
         return transport, protocol
 
+    def _make_transport(
+        self,
+        stream: ByteStream,
+        protocol: asyncio.BaseProtocol,
+        extra: dict[str, Any] | None = None,
+        *,
+        server: Server | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> StreamTransport:
+        transport: StreamTransport
+        if _tls.is_tls(stream):
+            transport = _tls.TLSTransport(
+                self,
+                stream,
+                protocol,
+                extra,
+                server=server,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )
+        else:
+            transport = StreamTransport(self, stream, protocol, extra, server=server)
+        self._transports.add(transport)
+        return transport
+
     async def _connect_socket(
         self,
         protocol_factory: Callable[[], _P],
@@ -229,17 +254,102 @@ class Loop(asyncio.AbstractEventLoop):
         *,
         server: Server | None = None,
         extra: dict[str, Any] | None = None,
+        ssl: _ssl.SSLContext | None = None,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
     ) -> tuple[StreamTransport, _P]:
         """Run a protocol over a connected stream socket (TCP gets TCP_NODELAY, as
-        asyncio gives it)."""
+        asyncio gives it), after a TLS handshake when *ssl* is given."""
         if sock.family in (socket.AF_INET, socket.AF_INET6):
             try:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 pass
-        return await self.connect_stream(
-            protocol_factory, SocketStream(sock), extra=extra, _server=server
+        stream: ByteStream = SocketStream(sock)
+        if ssl is None:
+            return await self.connect_stream(
+                protocol_factory, stream, extra=extra, _server=server
+            )
+        stream = await _tls.handshake(
+            stream,
+            ssl,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            timeout=ssl_handshake_timeout,
         )
+        try:
+            protocol = self._invoke(protocol_factory)
+        except BaseException:
+            await anyio.aclose_forcefully(stream)
+            raise
+        transport = self._make_transport(
+            stream,
+            protocol,
+            extra,
+            server=server,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        transport._start()
+        return transport, protocol
+
+    async def start_tls(
+        self,
+        transport: asyncio.BaseTransport,
+        protocol: asyncio.BaseProtocol,
+        sslcontext: _ssl.SSLContext,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> StreamTransport:
+        """Upgrade *transport* to TLS, as :meth:`asyncio.loop.start_tls`.
+
+        Bytes written before the call are sent first, in clear; bytes received and
+        not yet delivered are handed to the TLS layer. *protocol* is not told
+        ``connection_made()`` again. Returns the new transport; the old one must
+        not be used any more.
+        """
+        if not isinstance(sslcontext, _ssl_module.SSLContext):
+            raise TypeError(
+                f"sslcontext is expected to be an instance of ssl.SSLContext, "
+                f"got {sslcontext!r}"
+            )
+        if type(transport) is not StreamTransport or transport._loop is not self:
+            raise TypeError(f"transport {transport!r} is not supported by start_tls()")
+        _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+        server = transport._server
+        stream, unread = await transport._detach()
+        if unread:
+            buffered = BufferedByteStream(stream)
+            buffered.feed_data(unread)
+            stream = buffered
+        try:
+            tls_stream = await _tls.handshake(
+                stream,
+                sslcontext,
+                server_side=server_side,
+                server_hostname=server_hostname,
+                timeout=ssl_handshake_timeout,
+            )
+        except BaseException as exc:
+            transport._protocol = protocol
+            transport._exc = exc if isinstance(exc, Exception) else None
+            transport._finished = False
+            await transport._finish()
+            raise
+        new = self._make_transport(
+            tls_stream,
+            protocol,
+            server=server,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        if server is not None:
+            server._detach(transport)
+        new._start(call_connection_made=False)
+        return new
 
     async def create_connection(
         self,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
+from . import _tls
 from ._exception_handling import logger
 
 if TYPE_CHECKING:
@@ -75,8 +76,10 @@ class Server(asyncio.AbstractServer):
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         backlog: int,
         unix_files: dict[socket.socket, tuple[_UnixPath, int, int]] | None = None,
+        tls: dict[str, Any] | None = None,
     ) -> None:
         self._loop = loop
+        self._tls = tls or {}
         self._sockets: list[socket.socket] | None = sockets
         self._protocol_factory = protocol_factory
         self._backlog = backlog
@@ -227,21 +230,34 @@ class Server(asyncio.AbstractServer):
                         }
                     )
                     break
-                await self._serve_connection(conn, addr)
+                if self._tls:
+                    # A handshake takes round trips: never hold up accepting.
+                    self._loop._spawn(self._serve_connection, conn, addr)
+                else:
+                    await self._serve_connection(conn, addr)
 
     async def _serve_connection(self, conn: socket.socket, addr: Any) -> None:
         try:
-            with CancelScope(shield=True):
+            # Plain set-up is quick and must not be torn in half; a TLS handshake
+            # may take long and stays cancellable.
+            with CancelScope(shield=not self._tls):
                 # As asyncio: 'peername' is what accept() returned.
                 await self._loop._connect_socket(
                     self._protocol_factory,
                     conn,
                     server=self,
                     extra={"peername": addr},
+                    **self._tls,
                 )
         except (SystemExit, KeyboardInterrupt):
             conn.close()
             raise
+        except OSError as exc:
+            # A failed TLS handshake or a peer gone: asyncio logs it in debug
+            # mode only.
+            conn.close()
+            if self._loop.get_debug():
+                logger.debug("%r: connection set-up failed: %r", self, exc)
         except BaseException as exc:
             conn.close()
             self._loop.call_exception_handler(
@@ -301,6 +317,23 @@ class Server(asyncio.AbstractServer):
 
 
 # -- TCP -------------------------------------------------------------------------
+
+
+def _tls_options(
+    ssl: _ssl.SSLContext | None,
+    ssl_handshake_timeout: float | None,
+    ssl_shutdown_timeout: float | None,
+) -> dict[str, Any]:
+    """The TLS keyword arguments of ``Loop._connect_socket`` for a server."""
+    if not ssl:
+        return {}
+    _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+    return {
+        "ssl": ssl,
+        "server_side": True,
+        "ssl_handshake_timeout": ssl_handshake_timeout,
+        "ssl_shutdown_timeout": ssl_shutdown_timeout,
+    }
 
 
 def _check_ssl_arguments(
@@ -458,8 +491,7 @@ async def create_server(
             raise ValueError("Neither host/port nor sock were specified")
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-    if ssl:
-        raise NotImplementedError("TLS support is not available yet")
+    tls = _tls_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     loop._check_open()
 
     if by_address:
@@ -488,7 +520,7 @@ async def create_server(
 
     for listening in sockets:
         listening.setblocking(False)
-    server = Server(loop, sockets, protocol_factory, backlog)
+    server = Server(loop, sockets, protocol_factory, backlog, tls=tls)
     if start_serving:
         await server.start_serving()
     return server
@@ -529,8 +561,7 @@ async def create_unix_server(
         raise ValueError("path was not specified, and no sock specified")
     elif sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-    if ssl:
-        raise NotImplementedError("TLS support is not available yet")
+    tls = _tls_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
     loop._check_open()
 
     if path is not None:
@@ -564,7 +595,7 @@ async def create_unix_server(
                 unix_files[sock] = (bound, st.st_ino, st.st_dev)
 
     sock.setblocking(False)
-    server = Server(loop, [sock], protocol_factory, backlog, unix_files)
+    server = Server(loop, [sock], protocol_factory, backlog, unix_files, tls=tls)
     if start_serving:
         await server.start_serving()
     return server

@@ -53,6 +53,8 @@ class StreamTransport(asyncio.Transport):
     """
 
     _lost_write_warning = "socket.send() raised exception."
+    _write_buffer_type = WriteBuffer
+    _close_timeout = CLOSE_TIMEOUT
 
     def __init__(
         self,
@@ -71,7 +73,7 @@ class StreamTransport(asyncio.Transport):
         self._stream = stream
         self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
-        self._buffer = WriteBuffer(
+        self._buffer = self._write_buffer_type(
             protocol, transport=self, exception_handler=loop.call_exception_handler
         )
         self._sync_send = _runtime.sync_sender(stream)
@@ -89,6 +91,10 @@ class StreamTransport(asyncio.Transport):
         self._reader_running = False
         self._reader_stopped: anyio.Event | None = None
         self._finished = False
+        self._held: bytes | memoryview | None = None
+        self._detaching = False
+        self._writer_stopped: anyio.Event | None = None
+        self._writer_running = False
         self._server = server
         if server is not None:
             server._attach(self)
@@ -104,12 +110,14 @@ class StreamTransport(asyncio.Transport):
 
     # -- life cycle ------------------------------------------------------------
 
-    def _start(self) -> None:
-        """Call ``connection_made()``, then start the reader and writer tasks."""
+    def _start(self, *, call_connection_made: bool = True) -> None:
+        """Start the reader and writer tasks and call ``connection_made()``; they
+        run only once it has returned."""
         loop = self._loop
         loop._spawn(self._run_reader)
         loop._spawn(self._run_writer)
-        self._run_callback(self._protocol.connection_made, self)
+        if call_connection_made:
+            self._run_callback(self._protocol.connection_made, self)
 
     def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
         """Run a protocol callback as asyncio's loop runs it: an exception goes to
@@ -130,12 +138,17 @@ class StreamTransport(asyncio.Transport):
                 self._reader_stopped.set()
 
     async def _run_writer(self) -> None:
+        self._writer_running = True
         try:
             with CancelScope() as self._write_scope:
                 await self._write_loop()
         finally:
-            with CancelScope(shield=True):
-                await self._finish()
+            self._writer_running = False
+            if self._writer_stopped is not None:
+                self._writer_stopped.set()
+            if not self._detaching:
+                with CancelScope(shield=True):
+                    await self._finish()
 
     async def _finish(self) -> None:
         """Close the stream and call ``connection_lost()`` exactly once."""
@@ -149,7 +162,7 @@ class StreamTransport(asyncio.Transport):
             self._reader_stopped = anyio.Event()
             await self._reader_stopped.wait()
         if self._graceful:
-            with anyio.move_on_after(CLOSE_TIMEOUT):
+            with anyio.move_on_after(self._close_timeout):
                 await self._close_stream()
         await anyio.aclose_forcefully(self._stream)
         self._buffer.clear()
@@ -194,7 +207,9 @@ class StreamTransport(asyncio.Transport):
                 )
                 return
             if self._reading_paused:
+                self._held = data
                 await self._wait_while_paused()
+                self._held = None
             if self.is_closing():
                 return
             if self._buffered:
@@ -216,7 +231,9 @@ class StreamTransport(asyncio.Transport):
         view = memoryview(data)
         while view:
             if self._reading_paused:
+                self._held = view
                 await self._wait_while_paused()
+                self._held = None
             if self.is_closing():
                 return
             protocol = self._protocol
@@ -262,8 +279,12 @@ class StreamTransport(asyncio.Transport):
         except BaseException as exc:
             self._fatal_error(exc, "Fatal error: protocol.eof_received() call failed.")
             return
-        if not keep_open:
+        if not self._keep_open_after_eof(keep_open):
             self.close()
+
+    def _keep_open_after_eof(self, keep_open: object) -> bool:
+        """Whether ``eof_received()``'s result keeps the transport half-open."""
+        return bool(keep_open)
 
     async def _wait_while_paused(self) -> None:
         while self._reading_paused and not self._closing:
@@ -357,7 +378,7 @@ class StreamTransport(asyncio.Transport):
                     self._sending = False
                 self._loop._invoke(buffer.consume, len(chunk))
                 continue
-            if self._closing:
+            if self._closing or self._detaching:
                 return
             if self._eof_requested and not eof_sent:
                 eof_sent = True
@@ -438,6 +459,36 @@ class StreamTransport(asyncio.Transport):
                 }
             )
         self._force_close(exc)
+
+    async def _detach(self) -> tuple[ByteStream, bytes]:
+        """Hand the stream over (for ``start_tls()``): stop reading, let the
+        writer send what is buffered, stop both tasks without closing the stream,
+        and return it with the bytes read from it and not yet delivered.
+
+        The transport is closed from then on, without ``connection_lost()``.
+        """
+        self._detaching = True
+        self._reading_paused = True
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        if self._reader_running:
+            self._reader_stopped = anyio.Event()
+            await self._reader_stopped.wait()
+        self._wake_writer()
+        if self._writer_running:
+            self._writer_stopped = anyio.Event()
+            await self._writer_stopped.wait()
+        if not self._graceful or self._finished:
+            # The connection failed meanwhile: it ends as any other would.
+            self._detaching = False
+            await self._finish()
+            raise self._exc or ConnectionResetError("Connection lost")
+        self._finished = self._closing = True
+        self._buffer.close()
+        self._loop._forget(self)
+        held = bytes(self._held) if self._held is not None else b""
+        self._held = None
+        return self._stream, held
 
     # -- protocol and extra info ----------------------------------------------
 

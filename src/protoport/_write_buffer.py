@@ -25,10 +25,12 @@ def check_bytes_like(data: object, method: str = "data") -> None:
         )
 
 
-def resolve_limits(high: int | None, low: int | None) -> tuple[int, int]:
+def resolve_limits(
+    high: int | None, low: int | None, default_high: int = DEFAULT_HIGH_WATER
+) -> tuple[int, int]:
     """Apply asyncio's defaults and validation; return ``(high, low)``."""
     if high is None:
-        high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        high = default_high if low is None else 4 * low
     if low is None:
         low = high // 4
     if not high >= low >= 0:
@@ -61,12 +63,19 @@ class WriteBuffer:
     :raises ValueError: unless ``high >= low >= 0``
     """
 
+    #: The high watermark when neither limit is given.
+    default_high = DEFAULT_HIGH_WATER
+    #: Pause when the size reaches the high watermark rather than exceeds it (what
+    #: asyncio's TLS transports do).
+    pause_at_high = False
+
     __slots__ = (
         "_chunks",
         "_closed",
         "_drained",
         "_high",
         "_low",
+        "_pause_above",
         "_paused",
         "_size",
         "exception_handler",
@@ -83,7 +92,8 @@ class WriteBuffer:
         transport: asyncio.BaseTransport | None = None,
         exception_handler: ExceptionReporter | None = None,
     ) -> None:
-        self._high, self._low = resolve_limits(high, low)
+        self._high, self._low = resolve_limits(high, low, self.default_high)
+        self._pause_above = self._high - 1 if self.pause_at_high else self._high
         self._chunks: deque[bytes | memoryview] = deque()
         self._size = 0
         self._paused = False
@@ -132,7 +142,8 @@ class WriteBuffer:
         May pause the protocol if the buffer is already above the new high
         watermark; never resumes it.
         """
-        self._high, self._low = resolve_limits(high, low)
+        self._high, self._low = resolve_limits(high, low, self.default_high)
+        self._pause_above = self._high - 1 if self.pause_at_high else self._high
         self._maybe_pause()
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
@@ -144,7 +155,7 @@ class WriteBuffer:
             return
         self._chunks.append(data)
         self._size += len(data)
-        if self._size > self._high and not self._paused:
+        if self._size > self._pause_above and not self._paused:
             self._pause()
 
     def peek(self, max_size: int = 256 * 1024) -> bytes | memoryview:
@@ -215,7 +226,7 @@ class WriteBuffer:
         await self._drained.wait()
 
     def _maybe_pause(self) -> None:
-        if self._size > self._high and not self._paused:
+        if self._size > self._pause_above and not self._paused:
             self._pause()
 
     def _pause(self) -> None:
