@@ -99,6 +99,33 @@ class SocketStream(AnyIOSocketStream):
         finally:
             self._sending = False
 
+    async def send_some(self, data: bytes | bytearray | memoryview) -> int:
+        """Send what the kernel takes once it takes anything; return how many
+        bytes that was. A writer that consumes its buffer by this much sees the
+        buffer shrink as the peer reads, as asyncio's socket transports do."""
+        if self._sending:
+            raise BusyResourceError("writing to")
+        self._sending = True
+        try:
+            waited = False
+            while True:
+                self._check_open()
+                try:
+                    sent = self._sock.send(data)
+                except (BlockingIOError, InterruptedError):
+                    await self._fd_io.wait_writable(self._sock)
+                    waited = True
+                    continue
+                except OSError as exc:
+                    self._raise_for(exc)
+                if not waited:
+                    await self._fd_io.checkpoint()
+                return sent
+        except self._fd_io.closed_errors:
+            raise ClosedResourceError from None
+        finally:
+            self._sending = False
+
     async def send_eof(self) -> None:
         self._check_open()
         try:

@@ -18,6 +18,7 @@ from anyio.abc import ByteStream
 from . import _runtime
 from ._exception_handling import logger
 from ._extra_info import stream_extra_info
+from ._socket_stream import SocketStream
 from ._write_buffer import WriteBuffer, check_bytes_like
 
 if TYPE_CHECKING:
@@ -359,14 +360,19 @@ class StreamTransport(asyncio.Transport):
 
     async def _write_loop(self) -> None:
         buffer = self._buffer
-        send = self._stream.send
+        stream = self._stream
+        send_some = stream.send_some if isinstance(stream, SocketStream) else None
         eof_sent = False
         while True:
             if buffer:
                 chunk = buffer.peek()
                 self._sending = True
                 try:
-                    await send(chunk)  # type: ignore[arg-type]
+                    if send_some is not None:
+                        sent = await send_some(chunk)
+                    else:
+                        await stream.send(chunk)  # type: ignore[arg-type]
+                        sent = len(chunk)
                 except (BrokenResourceError, OSError) as exc:
                     self._fatal_error(
                         _peer_error(exc), "Fatal write error on socket transport"
@@ -376,7 +382,7 @@ class StreamTransport(asyncio.Transport):
                     return
                 finally:
                     self._sending = False
-                self._loop._invoke(buffer.consume, len(chunk))
+                self._loop._invoke(buffer.consume, sent)
                 continue
             if self._closing or self._detaching:
                 return
