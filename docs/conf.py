@@ -24,7 +24,8 @@ extensions = [
     "sphinx.ext.viewcode",
 ]
 
-exclude_patterns = ["_build"]
+# Pages included by others, not documents of their own.
+exclude_patterns = ["_build", "_generated"]
 nitpicky = False
 
 autodoc_typehints = "description"
@@ -32,3 +33,22 @@ autodoc_member_order = "bysource"
 
 html_theme = "alabaster"
 html_title = f"protoport {release}"
+
+
+def _write_matrix_page() -> None:
+    """Render compat_matrix/matrix.json into _generated/matrix.rst (included by
+    matrix.rst); the file is rewritten only when its text changes."""
+    import json
+
+    from protoport.compat._report import render_rst
+
+    source = _root / "compat_matrix" / "matrix.json"
+    data = json.loads(source.read_text("utf-8")) if source.exists() else None
+    target = Path(__file__).resolve().parent / "_generated" / "matrix.rst"
+    target.parent.mkdir(exist_ok=True)
+    text = render_rst(data)
+    if not target.exists() or target.read_text("utf-8") != text:
+        target.write_text(text, "utf-8")
+
+
+_write_matrix_page()

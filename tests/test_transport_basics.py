@@ -576,17 +576,35 @@ async def test_close_stops_reading_at_once_on_sockets(kind: str) -> None:
     assert proto.trace == ["made", ("data", b"before"), ("lost", None)]
 
 
-async def test_writes_after_close_are_not_sent() -> None:
+async def test_writes_after_close_while_flushing_are_sent_too() -> None:
+    """As CPython's transports: while close() still flushes the buffer, later
+    writes join it."""
     local, peer = memory_stream_pair(capacity=8)
     async with peer, protoport.open_loop() as loop:
         transport, proto = await loop.connect_stream(Recorder, local)
         transport.write(b"accepted before close")
         transport.close()
+        transport.write(b" after close")
+        transport.writelines([b" and", b" this"])
+        assert transport.get_write_buffer_size() == len(
+            b"accepted before close after close and this"
+        )
+        assert await read_to_eof(peer) == b"accepted before close after close and this"
+        await proto.wait_lost()
+
+
+async def test_writes_after_close_with_an_empty_buffer_are_not_sent() -> None:
+    local, peer = memory_stream_pair(capacity=8)
+    async with peer, protoport.open_loop() as loop:
+        transport, proto = await loop.connect_stream(Recorder, local)
+        transport.close()
         transport.write(b"after close")
         transport.writelines([b"and", b"this"])
-        assert transport.get_write_buffer_size() == len(b"accepted before close")
-        assert await read_to_eof(peer) == b"accepted before close"
+        assert transport.get_write_buffer_size() == 0
+        assert await read_to_eof(peer) == b""
         await proto.wait_lost()
+        transport.write(b"after connection_lost")
+        assert transport.get_write_buffer_size() == 0
 
 
 async def test_writes_after_close_are_dropped_and_logged_from_the_fifth(
@@ -596,7 +614,6 @@ async def test_writes_after_close_are_dropped_and_logged_from_the_fifth(
     local, peer = memory_stream_pair()
     async with peer, protoport.open_loop() as loop:
         transport, proto = await loop.connect_stream(Recorder, local)
-        transport.write(b"kept")
         transport.close()
 
         def warnings() -> list[logging.LogRecord]:
@@ -617,7 +634,7 @@ async def test_writes_after_close_are_dropped_and_logged_from_the_fifth(
         assert [r.getMessage() for r in warnings()] == [
             "socket.send() raised exception."
         ] * 2
-        assert await read_to_eof(peer) == b"kept"
+        assert await read_to_eof(peer) == b""
         await proto.wait_lost()
 
 

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from ._version import __version__
+from .compat._command import add_matrix_command
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -31,7 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="print the version and exit",
     )
     # Subcommands (such as ``matrix``) are added to this object.
-    parser.add_subparsers(dest="command", title="commands", metavar="COMMAND")
+    subparsers = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND"
+    )
+    add_matrix_command(subparsers)
     return parser
 
 

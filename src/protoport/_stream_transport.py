@@ -321,7 +321,8 @@ class StreamTransport(asyncio.Transport):
             data = data.tobytes()
         if not data:
             return
-        if self._closing:
+        if self._closing and not (self._graceful and self._buffer):
+            # As CPython: bytes written while close() still flushes are sent too.
             self._count_lost_write()
             return
         if self._sync_send is not None and not self._sending and not self._buffer:
