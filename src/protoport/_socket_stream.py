@@ -75,29 +75,10 @@ class SocketStream(AnyIOSocketStream):
             self._receiving = False
 
     async def send(self, item: bytes | bytearray | memoryview) -> None:
-        if self._sending:
-            raise BusyResourceError("writing to")
-        self._sending = True
-        try:
-            view = memoryview(item).cast("B")
-            waited = False
-            while view:
-                self._check_open()
-                try:
-                    sent = self._sock.send(view)
-                except (BlockingIOError, InterruptedError):
-                    await self._fd_io.wait_writable(self._sock)
-                    waited = True
-                    continue
-                except OSError as exc:
-                    self._raise_for(exc)
-                view = view[sent:]
-            if not waited:
-                await self._fd_io.checkpoint()
-        except self._fd_io.closed_errors:
-            raise ClosedResourceError from None
-        finally:
-            self._sending = False
+        view = memoryview(item).cast("B")
+        while view:
+            sent = await self.send_some(view)
+            view = view[sent:]
 
     async def send_some(self, data: bytes | bytearray | memoryview) -> int:
         """Send what the kernel takes once it takes anything; return how many
