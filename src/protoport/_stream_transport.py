@@ -56,6 +56,10 @@ class StreamTransport(asyncio.Transport):
     _lost_write_warning = "socket.send() raised exception."
     _write_buffer_type = WriteBuffer
     _close_timeout = CLOSE_TIMEOUT
+    #: Whether close() with nothing left to send calls connection_lost() on the
+    #: next round, as asyncio's socket transports do (TLS must first exchange
+    #: close_notify).
+    _lost_at_close = True
 
     def __init__(
         self,
@@ -92,6 +96,7 @@ class StreamTransport(asyncio.Transport):
         self._reader_running = False
         self._reader_stopped: anyio.Event | None = None
         self._finished = False
+        self._lost_called = False
         self._held: bytes | memoryview | None = None
         self._detaching = False
         self._writer_stopped: anyio.Event | None = None
@@ -169,9 +174,18 @@ class StreamTransport(asyncio.Transport):
         self._buffer.clear()
         self._buffer.close()
         try:
-            self._run_callback(self._protocol.connection_lost, self._exc)
+            self._call_connection_lost()
         finally:
             self._loop._forget(self)
+
+    def _call_connection_lost(self) -> None:
+        """Call ``connection_lost()``, once; the stream may still be closing."""
+        if self._lost_called:
+            return
+        self._lost_called = True
+        try:
+            self._run_callback(self._protocol.connection_lost, self._exc)
+        finally:
             if self._server is not None:
                 self._server._detach(self)
                 self._server = None
@@ -432,6 +446,8 @@ class StreamTransport(asyncio.Transport):
         self._lost_writes = 1
         self._stop_reading()
         self._wake_writer()
+        if self._lost_at_close and not self._buffer and not self._sending:
+            self._loop.call_soon(self._call_connection_lost)
 
     def abort(self) -> None:
         self._force_close(None)
@@ -454,6 +470,8 @@ class StreamTransport(asyncio.Transport):
         if self._write_scope is not None:
             self._write_scope.cancel()
         self._wake_writer()
+        if not self._detaching:
+            self._loop.call_soon(self._call_connection_lost)
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         if not isinstance(exc, OSError):

@@ -22,8 +22,6 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-import anyio.lowlevel
-
 from ._exception_handling import logger
 from ._stream_reader import StreamReader, resolve_loop
 
@@ -328,9 +326,13 @@ class StreamWriter:
             if exc is not None:
                 raise exc
         if self._transport.is_closing():
-            # Give connection_lost() its chance to run, so that the next check
-            # sees the connection gone.
-            await anyio.lowlevel.checkpoint()
+            # Let the loop run the callbacks already queued (connection_lost()
+            # among them) once, so that the next check sees the connection gone.
+            # A plain checkpoint would not promise that under Trio.
+            loop = self._loop
+            ran = loop.create_future()
+            loop.call_soon(_set_done, ran)
+            await ran
         await self._protocol._drain_helper()
 
     async def start_tls(
@@ -379,3 +381,8 @@ class StreamWriter:
             else:
                 self.close()
                 warnings.warn(f"unclosed {self!r}", ResourceWarning)
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import ssl as _ssl
+import weakref
+from collections.abc import Iterable
 from typing import Any
 
 import anyio
@@ -52,12 +55,19 @@ def check_timeouts(
         )
 
 
+#: The contexts made for ``ssl=True``: as asyncio, an empty ``server_hostname``
+#: turns their host name check off (the certificate is still verified).
+_default_contexts: weakref.WeakSet[_ssl.SSLContext] = weakref.WeakSet()
+
+
 def client_context(ssl: bool | _ssl.SSLContext) -> _ssl.SSLContext:
     """``ssl=True`` means a default context: the peer's certificate and host name
     are verified."""
     if isinstance(ssl, _ssl.SSLContext):
         return ssl
-    return _ssl.create_default_context()
+    context = _ssl.create_default_context()
+    _default_contexts.add(context)
+    return context
 
 
 async def handshake(
@@ -77,6 +87,12 @@ async def handshake(
     """
     if timeout is None:
         timeout = SSL_HANDSHAKE_TIMEOUT
+    # As asyncio: no name is sent or checked on the server side, and an empty
+    # name means none (with ssl=True, no host name check either).
+    if server_side or not server_hostname:
+        server_hostname = None
+        if not server_side and context in _default_contexts:
+            context.check_hostname = False
     with anyio.move_on_after(timeout):
         try:
             # Not standard-compatible on receive: a peer closing without a TLS
@@ -117,12 +133,18 @@ class TLSTransport(StreamTransport):
 
     TLS cannot half-close: ``can_write_eof()`` is False and ``write_eof()`` raises
     :exc:`NotImplementedError`. Closing sends ``close_notify`` and waits up to the
-    shutdown timeout (default 30 s) for the peer's before closing the socket. The
-    end of the peer's stream always closes the transport, as in asyncio.
+    shutdown timeout (default 30 s) for the peer's before closing the socket; as in
+    asyncio, the protocol then gets ``eof_received()`` (once the peer has answered
+    or closed) before ``connection_lost(None)``, or ``connection_lost()`` with
+    ``TimeoutError('SSL shutdown timed out')`` when the peer never answers. The end
+    of the peer's stream always closes the transport, as in asyncio.
     """
 
     _write_buffer_type = TLSWriteBuffer
-    _close_timeout = SSL_SHUTDOWN_TIMEOUT
+    _lost_at_close = False
+    _lost_write_warning = "SSL connection is closed"
+    # The shutdown has its own timeout (see _close_stream).
+    _close_timeout = math.inf
 
     def __init__(
         self,
@@ -131,32 +153,106 @@ class TLSTransport(StreamTransport):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self._close_timeout = (
+        self._shutdown_timeout = (
             SSL_SHUTDOWN_TIMEOUT
             if ssl_shutdown_timeout is None
             else ssl_shutdown_timeout
         )
+        self._eof_delivered = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"data: expecting a bytes-like instance, got {type(data).__name__}"
+            )
+        super().write(data)
+
+    def writelines(
+        self, list_of_data: Iterable[bytes | bytearray | memoryview]
+    ) -> None:
+        items = list(list_of_data)
+        for item in items:
+            if not isinstance(item, (bytes, bytearray, memoryview)):
+                raise TypeError(
+                    f"data: expecting a bytes-like instance, got {type(item).__name__}"
+                )
+        if items:
+            super().write(b"".join(items))
 
     def can_write_eof(self) -> bool:
         return False
 
     def write_eof(self) -> None:
-        raise NotImplementedError("TLS does not support half-closing")
+        # As asyncio's TLS transport: no message.
+        raise NotImplementedError
 
-    def _keep_open_after_eof(self, keep_open: object) -> bool:
+    def _eof_received(self) -> None:
+        if self._call_eof_received():
+            self.close()
+
+    def _call_eof_received(self) -> bool:
+        """Call ``eof_received()`` once; False if it raised (the transport is then
+        closed with that exception)."""
+        self._eof_delivered = True
+        try:
+            keep_open = self._loop._invoke(self._protocol.eof_received)  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._report_eof_error(exc)
+            return False
         if keep_open:
             logger.warning(
                 "returning true from eof_received() has no effect when using ssl"
             )
-        return False
+        return True
+
+    def _report_eof_error(self, exc: BaseException) -> None:
+        message = "Error calling eof_received()"
+        if self._finished:
+            # Called while closing: connection_lost() gets the exception.
+            if not isinstance(exc, OSError):
+                self._loop.call_exception_handler(
+                    {
+                        "message": message,
+                        "exception": exc,
+                        "transport": self,
+                        "protocol": self._protocol,
+                    }
+                )
+            self._exc = exc
+        else:
+            self._fatal_error(exc, message)
 
     async def _close_stream(self) -> None:
         stream = self._stream
         assert isinstance(stream, TLSStream)
-        try:
-            await stream.unwrap()
-        except (OSError, BrokenResourceError, ClosedResourceError, EndOfStream):
-            pass
+        clean = False
+        read_bio = getattr(stream, "_read_bio", None)
+        with anyio.move_on_after(self._shutdown_timeout) as scope:
+            try:
+                # As asyncio: once the peer has closed the connection itself
+                # (without a TLS shutdown), no close_notify is sent.
+                if not (isinstance(read_bio, _ssl.MemoryBIO) and read_bio.eof):
+                    await stream.unwrap()
+            except EndOfStream:
+                # The peer closed without answering: as clean as asyncio sees it.
+                clean = True
+            except BrokenResourceError as exc:
+                if isinstance(exc.__cause__, OSError):
+                    self._exc = exc.__cause__
+            except OSError as exc:
+                # E.g. application data after our close_notify: as asyncio,
+                # connection_lost() gets the error.
+                self._exc = exc
+            except ClosedResourceError:
+                pass
+            else:
+                clean = True
+        if scope.cancelled_caught:
+            self._exc = TimeoutError("SSL shutdown timed out")
+        elif clean and not self._eof_delivered:
+            self._call_eof_received()
         await super()._close_stream()
 
 

@@ -43,10 +43,14 @@ unsupported ("—") when it raises :class:`Unsupported` or ``NotImplementedError
 Any other exception is a failure whose reason names it.
 
 Decorator options: ``requires=("unix", "buffered")`` (features from
-:data:`FEATURES`; an implementation without one shows "—"), and
-``reference_deviation="why"`` when native asyncio itself departs from its
-documentation on this behaviour: native asyncio is then expected to *fail* the
-scenario, and the matrix says so on that row.
+:data:`FEATURES`; an implementation without one shows "—"),
+``since=(3, 13)`` when what is checked came with that asyncio version
+(``Server.close_clients()``, ``readuntil()`` with a tuple of separators…): an
+implementation offering an older asyncio API — native asyncio, uvloop and
+trio-asyncio on an older Python — shows "—" (protoport offers the 3.13 API on
+every Python), and ``reference_deviation="why"`` when native asyncio itself
+departs from its documentation on this behaviour: native asyncio is then
+expected to *fail* the scenario, and the matrix says so on that row.
 
 Rules, so that one scenario runs unchanged on every implementation:
 
@@ -71,10 +75,25 @@ Rules, so that one scenario runs unchanged on every implementation:
   exact (``conn.fill_kernel_buffer()`` fills it again once the peer has read
   everything). ``env.connect_peer(address)`` connects a peer to a server of the
   loop under test; ``env.temp_path()`` gives paths for Unix sockets and files.
+- Streams: use the implementation's stream functions and classes,
+  ``env.streams.open_connection``, ``env.streams.start_server``,
+  ``env.streams.StreamReader``… (the :mod:`asyncio` module for asyncio's loops,
+  :mod:`protoport` for protoport's rows), never asyncio's directly.
+  ``env.open_stream(limit=, family=, fill=, peer_sends=)`` opens a
+  :class:`StreamConnection` (``reader``, ``writer``, ``peer``) with
+  ``env.streams.open_connection()``.
+- Servers and TLS: ``env.track_server(server)`` and
+  ``env.track_transport(transport)`` close what a scenario made itself
+  (transports of :class:`RecordingProtocol` are tracked already).
+  ``env.tls()`` gives a test CA and server certificate (trustme, made once per
+  worker process); ``env.connect_tls()`` connects ``create_connection(ssl=...)``
+  to a peer that is a blocking ``ssl.SSLSocket``.
 - Wait for conditions, never for fixed times: ``env.wait_until(predicate,
-  what)``, ``protocol.wait_for_data(n)``, ``protocol.wait_for("eof_received")``,
-  ``protocol.wait_lost()``. Only to check that something does *not* happen, let
-  the loop run a little with ``env.settle()``.
+  what)``, ``env.wait_done(task, what)``, ``protocol.wait_for_data(n)``,
+  ``protocol.wait_for("eof_received")``, ``protocol.wait_lost()``. Only to check
+  that something does *not* happen, let the loop run a little with
+  ``env.settle()``. ``await env.expect_raises_async(exc_type, message,
+  coroutine)`` checks what a coroutine raises.
 - Record with :class:`RecordingProtocol` / :class:`RecordingBufferedProtocol`
   (subclass them, calling ``super()``, to act inside a callback), and compare
   whole traces: ``protocol.summary()`` gives e.g. ``["made", ("data", b"x"),
@@ -119,7 +138,10 @@ or, for a loop that is not asyncio's running loop (as protoport's facade)::
 ``main`` runs each scenario as ``loop.create_task(...)`` and awaits it, with a
 timeout made with ``loop.call_later()``. Optional attributes of the runner:
 ``name`` (the column's key), ``label`` (its title), ``features`` (default: all
-of :data:`FEATURES`), ``version``. If ``make_runner()`` raises
+of :data:`FEATURES`), ``version``, ``streams`` (the module-like object with the
+stream functions and classes the stream scenarios use; default :mod:`asyncio`),
+``api_version`` (the asyncio version whose API it offers, e.g. ``(3, 13)``;
+default the running Python's). If ``make_runner()`` raises
 :class:`ImportError`, the column shows "—" for every row. The same runner works
 in tests: :func:`run_scenario` runs one scenario in the current process, and
 ``make_main()`` turns any ``async def f(env)`` into a ``main``.
@@ -153,6 +175,8 @@ from ._env import (
     RecordingBufferedProtocol,
     RecordingProtocol,
     ScenarioFailure,
+    StreamConnection,
+    TLSMaterial,
     Unsupported,
     fail,
     pattern,
@@ -183,6 +207,8 @@ __all__ = [
     "RecordingProtocol",
     "Scenario",
     "ScenarioFailure",
+    "StreamConnection",
+    "TLSMaterial",
     "Unsupported",
     "fail",
     "load_implementation",

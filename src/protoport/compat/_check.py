@@ -28,12 +28,26 @@ class CheckResult:
         return not self.errors
 
 
+def _older_than(python: object, since: object) -> bool:
+    """Whether the Python version *python* (``"3.10.13"``) is older than the
+    asyncio version *since* (``"3.13"``); False when either is missing."""
+    if not isinstance(python, str) or not isinstance(since, str):
+        return False
+    try:
+        have = tuple(int(part) for part in python.split(".")[:2])
+        need = tuple(int(part) for part in since.split(".")[:2])
+    except ValueError:
+        return False
+    return have < need
+
+
 def policy_errors(matrix: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     """The rule violations in *matrix*: ``(protoport_errors, reference_errors)``.
 
     Every protoport row passes or has a documented deviation, and no documented
     deviation belongs to a passing row. Native asyncio passes every row except
-    those declaring a ``reference_deviation``, which it fails.
+    those declaring a ``reference_deviation``, which it fails, and those whose
+    ``since`` is newer than its Python, which it cannot run.
     """
     errors: list[str] = []
     reference_errors: list[str] = []
@@ -58,6 +72,11 @@ def policy_errors(matrix: Mapping[str, Any]) -> tuple[list[str], list[str]]:
                     )
             elif impl.get("reference"):
                 declared = row.get("reference_deviation")
+                if status == "unsupported" and _older_than(
+                    matrix.get("python"), row.get("since")
+                ):
+                    # The reference's Python predates what the row checks.
+                    continue
                 if declared and status == "pass":
                     reference_errors.append(
                         f"{row['id']} [{name}]: the reference passes, but the "
@@ -164,7 +183,13 @@ def _differences(fresh: Mapping[str, Any], stored: Mapping[str, Any]) -> list[st
         old = stored_rows.get(scenario_id)
         if old is None:
             continue
-        for key in ("behaviour", "requires", "reference_deviation", "deviations"):
+        for key in (
+            "behaviour",
+            "requires",
+            "since",
+            "reference_deviation",
+            "deviations",
+        ):
             if row.get(key) != old.get(key):
                 out.append(f"{scenario_id}: {key} changed")
         for name, result in row["results"].items():

@@ -11,14 +11,16 @@ import os
 import re
 import shutil
 import socket
+import ssl
 import struct
 import tempfile
 import termios
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, NoReturn, TypeVar
 
 T = TypeVar("T")
+_S = TypeVar("_S", bound=socket.socket)
 
 #: How long a scenario waits for something that should happen (seconds).
 WAIT_TIMEOUT = 2.0
@@ -124,6 +126,10 @@ class _Recorder:
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport
+        # Closed after the scenario if still open (e.g. a server's connection).
+        tracked = getattr(self.env, "_transports", None)
+        if tracked is not None and transport is not None:
+            tracked.append(transport)
         self.record("connection_made")
 
     def eof_received(self) -> bool | None:
@@ -514,6 +520,63 @@ class Connection:
         return count
 
 
+class StreamConnection(Connection):
+    """A ``(reader, writer)`` pair made by the implementation's
+    ``open_connection()``, with the peer at the other end. Returned by
+    :meth:`Env.open_stream`; :attr:`transport` is ``writer.transport``."""
+
+    def __init__(self, env: Env, reader: Any, writer: Any, peer: Peer, fd: int) -> None:
+        super().__init__(
+            env, writer.transport, getattr(writer, "_protocol", None), peer, fd
+        )
+        self.reader = reader
+        self.writer = writer
+
+
+class TLSMaterial:
+    """A test CA and a server certificate (``localhost``, ``127.0.0.1``,
+    ``::1``), from :meth:`Env.tls`. Each method returns a new context."""
+
+    def __init__(self, ca: Any, cert: Any) -> None:
+        self._ca = ca
+        self._cert = cert
+
+    def server_context(self) -> ssl.SSLContext:
+        """A server context presenting the certificate."""
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        self._cert.configure_cert(context)
+        return context
+
+    def client_context(self) -> ssl.SSLContext:
+        """A client context that trusts the test CA (and checks host names)."""
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+        self._ca.configure_trust(context)
+        return context
+
+    def untrusting_client_context(self) -> ssl.SSLContext:
+        """A client context that verifies certificates but does not trust the
+        test CA: the handshake fails with ``ssl.SSLCertVerificationError``."""
+        return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
+_TLS_MATERIAL: TLSMaterial | None = None
+
+
+def _tls_material() -> TLSMaterial:
+    """The process's :class:`TLSMaterial`, made on first use (key generation
+    takes a while: once per worker process)."""
+    global _TLS_MATERIAL
+    if _TLS_MATERIAL is None:
+        try:
+            import trustme
+        except ImportError:
+            raise Unsupported("TLS scenarios need trustme") from None
+        ca = trustme.CA()
+        cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
+        _TLS_MATERIAL = TLSMaterial(ca, cert)
+    return _TLS_MATERIAL
+
+
 def _fill(fd: int) -> int:
     """Write to the non-blocking socket *fd* until it takes no single byte more."""
     total = 0
@@ -568,8 +631,16 @@ class Env:
         loop: asyncio.AbstractEventLoop,
         implementation: str = "",
         features: Iterable[str] = (),
+        *,
+        streams: Any = asyncio,
     ) -> None:
         self.loop = loop
+        #: the implementation's stream functions and classes: ``open_connection``,
+        #: ``start_server``, ``open_unix_connection``, ``start_unix_server``,
+        #: ``StreamReader``, ``StreamWriter``, ``StreamReaderProtocol`` (the
+        #: :mod:`asyncio` module for asyncio's loops, :mod:`protoport` for
+        #: protoport); stream scenarios use these, never asyncio's directly
+        self.streams = streams
         #: the implementation's name, for messages only: scenarios are the same
         #: code for every implementation
         self.implementation = implementation
@@ -583,6 +654,8 @@ class Env:
         self.connections: list[Connection] = []
         self._sockets: list[socket.socket] = []
         self._peers: list[Peer] = []
+        self._transports: list[Any] = []
+        self._servers: list[Any] = []
         self._tempdir: str | None = None
         self._timed_out = False
         self._log_capture = _LogCapture(self)
@@ -672,6 +745,44 @@ class Env:
             )
         raise ScenarioFailure(f"{label}() did not raise {exc_type.__name__}")
 
+    async def expect_raises_async(
+        self,
+        exc_type: type[BaseException],
+        message: str | None,
+        awaitable: Awaitable[object],
+        what: str | None = None,
+    ) -> BaseException:
+        """Await *awaitable*; fail unless it raises *exc_type* with exactly
+        *message* (when not None). Returns the exception. *what* names the call
+        in the reason (default: the coroutine's name)."""
+        label = what or f"{getattr(awaitable, '__name__', 'call')}()"
+        try:
+            result = await awaitable
+        except exc_type as exc:
+            if message is not None and str(exc) != message:
+                self.fail(
+                    f"{label} raised {exc_type.__name__}({str(exc)!r}), "
+                    f"expected message {message!r}"
+                )
+            return exc
+        except Exception as exc:
+            self.fail(
+                f"{label} raised {describe(exc)}, expected {exc_type.__name__}"
+                + (f"({message!r})" if message is not None else "")
+            )
+        raise ScenarioFailure(
+            f"{label} returned {short_repr(result)}, did not raise {exc_type.__name__}"
+        )
+
+    async def wait_done(
+        self, task: asyncio.Future[T], what: str, timeout: float = WAIT_TIMEOUT
+    ) -> T:
+        """Wait until *task* (a task or future of the loop) is done; return its
+        result (or raise its exception); fail with ``"timed out waiting for
+        <what>"`` after *timeout* seconds."""
+        await self.wait_until(task.done, what, timeout)
+        return task.result()
+
     # -- waiting ---------------------------------------------------------------
 
     async def wait_until(
@@ -754,35 +865,12 @@ class Env:
 
         loop = self.loop
         local: socket.socket | None = None
-        if family == "unix":
-            local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            self._sockets += [local, remote]
-        elif family == "tcp":
-            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            self._sockets.append(listener)
-            listener.bind(("127.0.0.1", 0))
-            listener.listen(1)
-            listener.settimeout(PEER_TIMEOUT)
-            address = listener.getsockname()
-            if via != "address":
-                local = socket.create_connection(address, timeout=PEER_TIMEOUT)
-                self._sockets.append(local)
-                remote, _ = listener.accept()
-                self._sockets.append(remote)
-                listener.close()
-        else:
-            raise ValueError(f"unknown family={family!r}")
-
         filled = 0
-        if local is not None:
-            if fill:
-                local.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SNDBUF)
-                if family == "tcp":
-                    remote.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_SNDBUF)
-                filled = _fill(local.fileno())
-            if peer_sends:
-                remote.sendall(peer_sends)
-            local.setblocking(False)
+        if via == "address":
+            listener = self._tcp_listener()
+            host, port = listener.getsockname()[:2]
+        else:
+            local, remote, filled = self._socket_pair(family, fill, peer_sends)
 
         self.mark(f"connect ({family}, via {via}{', filled' if fill else ''})")
         if via == "sock":
@@ -799,13 +887,10 @@ class Env:
                 protocol_factory, sock=local
             )
         else:
-            host, port = address
             transport, protocol = await loop.create_connection(
                 protocol_factory, host, port
             )
-            remote, _ = await self.to_thread(listener.accept)
-            self._sockets.append(remote)
-            listener.close()
+            remote = await self._accept(listener)
 
         peer = Peer(self, remote)
         self._peers.append(peer)
@@ -818,6 +903,189 @@ class Env:
         self.connections.append(connection)
         return connection
 
+    def _tcp_listener(self, host: str = "127.0.0.1") -> socket.socket:
+        """A listening loopback TCP socket (closed after the scenario)."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        listener = self.track(socket.socket(family, socket.SOCK_STREAM))
+        listener.bind((host, 0))
+        listener.listen(1)
+        listener.settimeout(PEER_TIMEOUT)
+        return listener
+
+    async def _accept(self, listener: socket.socket) -> socket.socket:
+        """Accept one connection on *listener* (in a worker thread), then close
+        the listener."""
+        remote, _ = await self.to_thread(listener.accept)
+        self.track(remote)
+        listener.close()
+        return remote
+
+    def _socket_pair(
+        self, family: str, fill: bool, peer_sends: bytes
+    ) -> tuple[socket.socket, socket.socket, int]:
+        """``(local, remote, filled)``: two connected sockets, *local* for the
+        loop under test (non-blocking), *remote* for the peer; *local*'s kernel
+        send buffer filled with *filled* bytes when *fill*, and *peer_sends*
+        already sent to it."""
+        if family == "unix":
+            local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            self._sockets += [local, remote]
+        elif family == "tcp":
+            listener = self._tcp_listener()
+            local = self.track(
+                socket.create_connection(listener.getsockname(), timeout=PEER_TIMEOUT)
+            )
+            remote, _ = listener.accept()
+            self.track(remote)
+            listener.close()
+        else:
+            raise ValueError(f"unknown family={family!r}")
+        filled = 0
+        if fill:
+            local.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_SNDBUF)
+            if family == "tcp":
+                remote.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_SNDBUF)
+            filled = _fill(local.fileno())
+        if peer_sends:
+            remote.sendall(peer_sends)
+        local.setblocking(False)
+        return local, remote, filled
+
+    # -- streams ---------------------------------------------------------------
+
+    async def open_stream(
+        self,
+        *,
+        family: str = "unix",
+        via: str | None = None,
+        limit: int | None = None,
+        fill: bool = False,
+        peer_sends: bytes = b"",
+    ) -> StreamConnection:
+        """Open a ``(reader, writer)`` pair with the implementation's
+        ``open_connection()`` (:attr:`streams`), connected to a new :class:`Peer`.
+
+        :param family: ``"unix"`` (a socket pair) or ``"tcp"`` (loopback IPv4)
+        :param via: ``"sock"`` — ``open_connection(sock=)`` (the default for Unix
+            sockets and when *fill* or *peer_sends* is given), ``"address"`` —
+            ``open_connection(host, port)`` (the default for TCP)
+        :param limit: the reader's limit (``open_connection``'s default if None)
+        :param fill: fill the kernel's send buffer first (see :meth:`connect`)
+        :param peer_sends: bytes the peer sends before the connection is opened
+        """
+        self.require("streams", family)
+        if via is None:
+            via = "sock" if family == "unix" or fill or peer_sends else "address"
+        if via not in ("sock", "address"):
+            raise ValueError(f"unknown via={via!r}")
+        if via == "address" and (fill or peer_sends):
+            raise ValueError("fill and peer_sends need via='sock'")
+        options: dict[str, Any] = {}
+        if limit is not None:
+            options["limit"] = limit
+        self.mark(f"open_connection ({family}, via {via}{', filled' if fill else ''})")
+        filled = 0
+        if via == "sock":
+            local, remote, filled = self._socket_pair(family, fill, peer_sends)
+            reader, writer = await self.streams.open_connection(sock=local, **options)
+        else:
+            listener = self._tcp_listener()
+            host, port = listener.getsockname()[:2]
+            reader, writer = await self.streams.open_connection(host, port, **options)
+            remote = await self._accept(listener)
+        peer = Peer(self, remote)
+        self._peers.append(peer)
+        if filled:
+            peer._add_filler(0, filled)
+        sock = writer.get_extra_info("socket")
+        fd = sock.fileno() if sock is not None else -1
+        connection = StreamConnection(self, reader, writer, peer, fd)
+        connection.filled = filled
+        self.connections.append(connection)
+        return connection
+
+    def track_transport(self, transport: Any) -> Any:
+        """Abort *transport* after the scenario if it is still open (e.g. a
+        server's connection); returns it."""
+        self._transports.append(transport)
+        return transport
+
+    def track_server(self, server: Any) -> Any:
+        """Close *server* after the scenario; returns it."""
+        self._servers.append(server)
+        return server
+
+    # -- TLS -------------------------------------------------------------------
+
+    def tls(self) -> TLSMaterial:
+        """Certificates for TLS scenarios: a test CA and a server certificate for
+        ``localhost``, ``127.0.0.1`` and ``::1`` (made once per process with
+        trustme; :class:`Unsupported` when trustme is missing)."""
+        return _tls_material()
+
+    async def connect_tls(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
+        *,
+        context: Any = None,
+        server_hostname: str | None = "localhost",
+    ) -> Connection:
+        """Connect a TLS transport of the loop under test
+        (``create_connection(ssl=...)`` to a loopback address) to a :class:`Peer`
+        whose socket is a blocking ``ssl.SSLSocket`` serving :meth:`tls`'s
+        certificate.
+
+        :param context: the client's context; by default one that trusts the
+            test CA
+        :param server_hostname: the name the client checks the certificate against
+        :raises: what ``create_connection()`` raises (e.g. a failed handshake);
+            the peer's side of the handshake is then finished and discarded
+        """
+        self.require("tls", "tcp")
+        material = self.tls()
+        if protocol_factory is None:
+
+            def protocol_factory() -> asyncio.BaseProtocol:
+                return self.protocol()
+
+        if context is None:
+            context = material.client_context()
+        server_context = material.server_context()
+        listener = self._tcp_listener()
+        host, port = listener.getsockname()[:2]
+
+        def accept() -> ssl.SSLSocket:
+            conn, _ = listener.accept()
+            self.track(conn)
+            conn.settimeout(PEER_TIMEOUT)
+            wrapped = server_context.wrap_socket(conn, server_side=True)
+            return self.track(wrapped)
+
+        self.mark("connect (tls)")
+        peer_side = self.loop.run_in_executor(None, accept)
+        try:
+            transport, protocol = await self.loop.create_connection(
+                protocol_factory,
+                host,
+                port,
+                ssl=context,
+                server_hostname=server_hostname,
+            )
+        except BaseException:
+            try:
+                await peer_side
+            except Exception:
+                pass
+            raise
+        finally:
+            listener.close()
+        remote = await peer_side
+        peer = Peer(self, remote)
+        self._peers.append(peer)
+        connection = Connection(self, transport, protocol, peer, -1)
+        self.connections.append(connection)
+        return connection
+
     async def connect_peer(self, address: Any, family: int = socket.AF_INET) -> Peer:
         """A peer that connects to *address* (e.g. a server of the loop under
         test)."""
@@ -825,6 +1093,12 @@ class Env:
         self._sockets.append(sock)
         sock.settimeout(PEER_TIMEOUT)
         await self.to_thread(sock.connect, address)
+        return self.peer(sock)
+
+    def peer(self, sock: socket.socket) -> Peer:
+        """A :class:`Peer` driving *sock*, a connected socket (closed after the
+        scenario)."""
+        self.track(sock)
         peer = Peer(self, sock)
         self._peers.append(peer)
         return peer
@@ -836,7 +1110,7 @@ class Env:
             self._tempdir = tempfile.mkdtemp(prefix="protoport-compat-")
         return os.path.join(self._tempdir, name)
 
-    def track(self, sock: socket.socket) -> socket.socket:
+    def track(self, sock: _S) -> _S:
         """Close *sock* after the scenario."""
         self._sockets.append(sock)
         return sock
@@ -848,10 +1122,16 @@ class Env:
         when the scenario was cancelled)."""
         for name in CAPTURED_LOGGERS:
             logging.getLogger(name).removeHandler(self._log_capture)
-        for connection in self.connections:
+        transports = [c.transport for c in self.connections] + self._transports
+        for transport in transports:
             try:
-                if not connection.transport.is_closing():
-                    connection.transport.abort()
+                if not transport.is_closing():
+                    transport.abort()
+            except Exception:
+                pass
+        for server in self._servers:
+            try:
+                server.close()
             except Exception:
                 pass
         for peer in self._peers:

@@ -86,13 +86,15 @@ def make_main(
     features: frozenset[str] = frozenset(),
     timeout: float = 8.0,
     env_box: list[Env] | None = None,
+    streams: Any = asyncio,
 ) -> Callable[[asyncio.AbstractEventLoop], Awaitable[None]]:
     """Return the ``main(loop)`` an implementation's runner runs: it makes the
     :class:`Env`, runs *func* as a task of the loop with a soft timeout, and puts
-    the :class:`Outcome` into *box*."""
+    the :class:`Outcome` into *box*. *streams* becomes :attr:`Env.streams` (the
+    implementation's ``streams``)."""
 
     async def main(loop: asyncio.AbstractEventLoop) -> None:
-        env = Env(loop, implementation, features)
+        env = Env(loop, implementation, features, streams=streams)
         if env_box is not None:
             env_box.append(env)
         task = loop.create_task(_body(env, func, box))
@@ -123,6 +125,13 @@ def run_scenario(
     missing = sorted(scenario.requires - implementation.features)
     if missing:
         return Outcome(UNSUPPORTED, f"needs {', '.join(missing)}")
+    if scenario.since is not None and implementation.api_version < scenario.since:
+        return Outcome(
+            UNSUPPORTED,
+            "needs the asyncio {}.{} API (this is {}.{})".format(
+                *scenario.since, *implementation.api_version
+            ),
+        )
     box: list[Outcome] = []
     main = make_main(
         scenario.func,
@@ -130,6 +139,7 @@ def run_scenario(
         implementation=implementation.name,
         features=implementation.features,
         timeout=timeout,
+        streams=implementation.streams,
     )
     started = time.monotonic()
     try:

@@ -13,8 +13,12 @@ its own futures works.
 Optional attributes of the runner: ``name`` (the column's key, default the
 ``module:factory`` text), ``label`` (the column's title, default the name),
 ``features`` (an iterable of :data:`~protoport.compat.FEATURES`; default all),
-``version`` (text shown in the terminal). If the factory raises
-:class:`ImportError`, the implementation is shown as not installed.
+``version`` (text shown in the terminal), ``streams`` (the module-like object
+whose ``open_connection``, ``start_server``, ``StreamReader``… the stream
+scenarios use; default the :mod:`asyncio` module), ``api_version`` (the asyncio
+version whose API the implementation offers, e.g. ``(3, 13)``; default the
+running Python's). If the factory raises :class:`ImportError`, the
+implementation is shown as not installed.
 """
 
 from __future__ import annotations
@@ -35,6 +39,15 @@ Runner = Callable[[Main], None]
 #: The features of every built-in implementation (protoport adds its own list).
 _ALL = FEATURES
 
+#: The asyncio version whose API protoport offers, on every Python version
+#: (``Server.close_clients()``, ``readuntil()`` with a tuple of separators…).
+PROTOPORT_API_VERSION = (3, 13)
+
+
+def running_api_version() -> tuple[int, int]:
+    """The asyncio version of the running Python, e.g. ``(3, 13)``."""
+    return (sys.version_info[0], sys.version_info[1])
+
 
 @dataclass
 class Implementation:
@@ -53,6 +66,14 @@ class Implementation:
     #: deviations)
     protoport: bool = False
     version: str = ""
+    #: the stream functions and classes the scenarios use (``open_connection``,
+    #: ``start_server``, ``open_unix_connection``, ``start_unix_server``,
+    #: ``StreamReader``, ``StreamWriter``, ``StreamReaderProtocol``): the
+    #: :mod:`asyncio` module for asyncio's loops, :mod:`protoport` for protoport
+    streams: Any = asyncio
+    #: the asyncio version whose API the implementation offers: scenarios
+    #: declaring a newer ``since=`` are unsupported ("—") on it
+    api_version: tuple[int, int] = field(default_factory=running_api_version)
 
 
 class NotInstalled(Exception):
@@ -211,6 +232,8 @@ def _protoport(runtime: str) -> Implementation:
         features=_protoport_features(),
         protoport=True,
         version=protoport.__version__,
+        streams=protoport,
+        api_version=PROTOPORT_API_VERSION,
     )
 
 
@@ -249,12 +272,19 @@ def _from_runner(spec: str, runner: Any) -> Implementation:
         run = runner
     name = str(getattr(runner, "name", spec))
     features: Iterable[str] = getattr(runner, "features", FEATURES)
+    api_version = getattr(runner, "api_version", None)
     return Implementation(
         name=name,
         label=str(getattr(runner, "label", name)),
         run=run,
         features=frozenset(features),
         version=str(getattr(runner, "version", "")),
+        streams=getattr(runner, "streams", asyncio),
+        api_version=(
+            running_api_version()
+            if api_version is None
+            else (int(api_version[0]), int(api_version[1]))
+        ),
     )
 
 

@@ -52,6 +52,9 @@ class Scenario:
     reference_deviation: str | None
     #: registration order, for a stable order inside a section
     order: int
+    #: the asyncio version that added the API or behaviour checked, e.g.
+    #: ``(3, 13)``: implementations offering an older asyncio API show "—"
+    since: tuple[int, int] | None = None
 
 
 _registry: dict[str, Scenario] = {}
@@ -65,6 +68,7 @@ def scenario(
     requires: Iterable[str] = (),
     reference_deviation: str | None = None,
     name: str | None = None,
+    since: tuple[int, int] | None = None,
 ) -> Callable[[F], F]:
     """Register an ``async def scenario(env)`` as one row of the matrix.
 
@@ -75,12 +79,17 @@ def scenario(
     :param reference_deviation: why native asyncio departs from its documentation
         here, when it does (native asyncio is then expected to fail)
     :param name: the function part of the id, when not the function's name
+    :param since: the asyncio version that added what is checked, e.g.
+        ``(3, 13)`` for ``Server.close_clients()``: an implementation whose
+        ``api_version`` is older shows "—" (native asyncio on an older Python)
     """
     unknown = set(requires) - FEATURES
     if unknown:
         raise ValueError(f"unknown features: {sorted(unknown)}")
     if "\n" in behaviour or not behaviour.strip():
         raise ValueError("behaviour must be one non-empty line")
+    if since is not None and (len(since) != 2 or since < (3, 0)):
+        raise ValueError(f"since must be (major, minor), not {since!r}")
 
     def register(func: F) -> F:
         global _counter
@@ -103,6 +112,7 @@ def scenario(
             requires=frozenset(requires),
             reference_deviation=reference_deviation,
             order=existing.order if existing is not None else _counter,
+            since=None if since is None else (int(since[0]), int(since[1])),
         )
         return func
 

@@ -77,16 +77,17 @@ def build_matrix(
                 reason = deviation_for(scenario.id, name)
             if reason:
                 documented[name] = reason
-        sections[-1]["scenarios"].append(
-            {
-                "id": scenario.id,
-                "behaviour": scenario.behaviour,
-                "requires": sorted(scenario.requires),
-                "reference_deviation": scenario.reference_deviation,
-                "deviations": documented,
-                "results": results,
-            }
-        )
+        row: dict[str, Any] = {
+            "id": scenario.id,
+            "behaviour": scenario.behaviour,
+            "requires": sorted(scenario.requires),
+            "reference_deviation": scenario.reference_deviation,
+            "deviations": documented,
+            "results": results,
+        }
+        if scenario.since is not None:
+            row["since"] = "{}.{}".format(*scenario.since)
+        sections[-1]["scenarios"].append(row)
 
     return {
         "format": FORMAT,
@@ -142,9 +143,12 @@ def cell_text(result: Mapping[str, Any]) -> str:
 
 
 def row_notes(row: Mapping[str, Any]) -> list[str]:
-    """The notes of a row: native asyncio's departure from its documentation,
-    protoport's documented deviations."""
+    """The notes of a row: the asyncio version that added what it checks,
+    native asyncio's departure from its documentation, protoport's documented
+    deviations."""
     notes = []
+    if row.get("since"):
+        notes.append(f"added in asyncio {row['since']}")
     if row.get("reference_deviation"):
         notes.append(
             f"native asyncio departs from its documentation: "

@@ -22,6 +22,7 @@ WRITE_TRANSPORTS = section("Transports", "Write-only Transports")
 FLOW_CONTROL = section("Transports", "Write-only Transports", "Flow control")
 DATAGRAM_TRANSPORTS = section("Transports", "Datagram Transports")
 SUBPROCESS_TRANSPORTS = section("Transports", "Subprocess Transports")
+TLS_TRANSPORTS = section("Transports", "TLS")
 BASE_PROTOCOL = section("Protocols", "Base Protocol")
 STREAMING_PROTOCOLS = section("Protocols", "Streaming Protocols")
 BUFFERED_PROTOCOLS = section("Protocols", "Buffered Streaming Protocols")
@@ -34,7 +35,7 @@ TLS_UPGRADE = section("Event Loop", "TLS Upgrade")
 PIPES = section("Event Loop", "Working with pipes")
 SUBPROCESSES = section("Event Loop", "Running Subprocesses")
 ERROR_HANDLING = section("Event Loop", "Error Handling API")
-STREAM_FUNCTIONS = section("Streams", "Top-level functions")
+STREAM_FUNCTIONS = section("Streams", "Stream Functions")
 STREAM_READER = section("Streams", "StreamReader")
 STREAM_WRITER = section("Streams", "StreamWriter")
 
@@ -47,6 +48,7 @@ SECTIONS: tuple[str, ...] = (
     FLOW_CONTROL,
     DATAGRAM_TRANSPORTS,
     SUBPROCESS_TRANSPORTS,
+    TLS_TRANSPORTS,
     BASE_PROTOCOL,
     STREAMING_PROTOCOLS,
     BUFFERED_PROTOCOLS,
