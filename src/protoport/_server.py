@@ -249,7 +249,7 @@ class Server(asyncio.AbstractServer):
                     extra={"peername": addr},
                     **self._tls,
                 )
-        except (SystemExit, KeyboardInterrupt):
+        except (SystemExit, KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             conn.close()
             raise
         except OSError as exc:

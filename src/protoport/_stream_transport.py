@@ -60,6 +60,9 @@ class StreamTransport(asyncio.Transport):
     #: next round, as asyncio's socket transports do (TLS must first exchange
     #: close_notify).
     _lost_at_close = True
+    #: The exception handler's message for a failing data callback, when the
+    #: transport kind has one message for them all (TLS: asyncio's SSL protocol).
+    _callback_error_message: str | None = None
 
     def __init__(
         self,
@@ -236,7 +239,9 @@ class StreamTransport(asyncio.Transport):
                 raise
             except BaseException as exc:
                 self._fatal_error(
-                    exc, "Fatal error: protocol.data_received() call failed."
+                    exc,
+                    self._callback_error_message
+                    or "Fatal error: protocol.data_received() call failed.",
                 )
 
     async def _deliver_buffered(self, data: bytes) -> None:
@@ -259,7 +264,9 @@ class StreamTransport(asyncio.Transport):
                     raise
                 except BaseException as exc:
                     self._fatal_error(
-                        exc, "Fatal error: protocol.data_received() call failed."
+                        exc,
+                        self._callback_error_message
+                        or "Fatal error: protocol.data_received() call failed.",
                     )
                 return
             try:
@@ -270,7 +277,9 @@ class StreamTransport(asyncio.Transport):
                 raise
             except BaseException as exc:
                 self._fatal_error(
-                    exc, "Fatal error: protocol.get_buffer() call failed."
+                    exc,
+                    self._callback_error_message
+                    or "Fatal error: protocol.get_buffer() call failed.",
                 )
                 return
             n = min(len(buf), len(view))
@@ -282,7 +291,9 @@ class StreamTransport(asyncio.Transport):
                 raise
             except BaseException as exc:
                 self._fatal_error(
-                    exc, "Fatal error: protocol.buffer_updated() call failed."
+                    exc,
+                    self._callback_error_message
+                    or "Fatal error: protocol.buffer_updated() call failed.",
                 )
                 return
 

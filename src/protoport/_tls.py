@@ -142,6 +142,7 @@ class TLSTransport(StreamTransport):
 
     _write_buffer_type = TLSWriteBuffer
     _lost_at_close = False
+    _callback_error_message = "Fatal error on SSL protocol"
     _lost_write_warning = "SSL connection is closed"
     # The shutdown has its own timeout (see _close_stream).
     _close_timeout = math.inf
