@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
 
 import anyio
 import pytest
-import trustme
 from anyio import (
     BrokenResourceError,
     BusyResourceError,
@@ -23,42 +21,13 @@ from anyio.streams.buffered import BufferedByteReceiveStream
 from anyio.streams.tls import TLSAttribute, TLSStream
 
 import protoport
+from _helpers import read_to_eof, wait_until
 from _streams import memory_stream_pair, socket_stream_pair
 from protoport._anyio_adapters import as_anyio_stream, open_stream_pair
 from protoport._stream_reader import StreamReader
 from protoport._stream_writer import StreamReaderProtocol, StreamWriter
 
 pytestmark = pytest.mark.anyio
-
-
-async def receive_all(stream: ByteStream) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while True:
-            try:
-                buf += await stream.receive()
-            except EndOfStream:
-                return bytes(buf)
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
-
-
-@pytest.fixture(scope="module")
-def tls_contexts(ca: trustme.CA) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
 
 
 async def tls_pair(
@@ -99,7 +68,7 @@ async def test_open_stream_pair_over_memory() -> None:
         assert await reader.readline() == b"request\n"
         writer.write(b"response")
         writer.write_eof()
-        assert await receive_all(peer) == b"response"
+        assert await read_to_eof(peer) == b"response"
         assert peer.sent_eof is False
         await peer.send_eof()
         assert await reader.read() == b""
@@ -129,9 +98,9 @@ async def test_open_stream_pair_is_owned_by_the_loop() -> None:
             _other_reader, other_writer = await open_stream_pair(other_local)
         # Leaving the loop let the closing transport flush its bytes, and closed
         # the stream of the open one.
-        assert await receive_all(peer) == b"last words"
+        assert await read_to_eof(peer) == b"last words"
         assert other_writer.is_closing()
-        assert await receive_all(other_peer) == b""
+        assert await read_to_eof(other_peer) == b""
 
 
 async def test_open_stream_pair_over_tls(
@@ -180,7 +149,7 @@ async def test_as_anyio_stream_send_receive_eof() -> None:
         await stream.send(b"more")
         await stream.send_eof()
         await stream.send_eof()  # idempotent
-        assert await receive_all(peer) == b"more"
+        assert await read_to_eof(peer) == b"more"
         with pytest.raises(ClosedResourceError):
             await stream.send(b"after eof")
         await stream.aclose()
@@ -204,7 +173,7 @@ async def test_as_anyio_stream_aclose() -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(stream.aclose)
             # aclose() waits until the buffered bytes are sent and it is closed.
-            assert await receive_all(peer) == b"buffered " * 1000
+            assert await read_to_eof(peer) == b"buffered " * 1000
         assert writer.is_closing()
         await stream.aclose()  # again: nothing to do
         with pytest.raises(ClosedResourceError):
@@ -224,7 +193,7 @@ async def test_as_anyio_stream_cancelled_aclose_aborts() -> None:
         with anyio.move_on_after(0.01):
             await stream.aclose()
         await writer.wait_closed()  # aborted: no need to wait for the peer
-        assert len(await receive_all(peer)) < len(b"never read " * 1000)
+        assert len(await read_to_eof(peer)) < len(b"never read " * 1000)
 
 
 async def test_as_anyio_stream_concurrent_receive_is_busy() -> None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 import protoport
+from _helpers import make_scenario
 from protoport.compat import (
     FEATURES,
     SECTIONS,
@@ -19,7 +20,6 @@ from protoport.compat import (
     Outcome,
     RecordingBufferedProtocol,
     RecordingProtocol,
-    Scenario,
     ScenarioFailure,
     Unsupported,
     _registry,
@@ -44,20 +44,6 @@ def clean_registry() -> Iterator[None]:
     finally:
         _registry._registry.clear()
         _registry._registry.update(saved)
-
-
-def make_scenario(
-    func: Callable[[Env], Awaitable[None]], requires: frozenset[str] = frozenset()
-) -> Scenario:
-    return Scenario(
-        id=f"test.{func.__name__}",
-        section=sections.BASE_TRANSPORT,
-        behaviour="a test",
-        func=func,
-        requires=requires,
-        reference_deviation=None,
-        order=0,
-    )
 
 
 def run(name: str, func: Callable[[Env], Awaitable[None]], **kwargs: Any) -> Outcome:
@@ -235,7 +221,7 @@ def test_missing_feature_is_unsupported(name: str) -> None:
     implementation = load_implementation(name)
     implementation.features = frozenset({"unix"})
     outcome = run_scenario(
-        implementation, make_scenario(needs, frozenset({"tls", "tcp"}))
+        implementation, make_scenario(needs, requires=frozenset({"tls", "tcp"}))
     )
     assert (outcome.status, outcome.reason) == ("unsupported", "needs tcp, tls")
     assert ran == []

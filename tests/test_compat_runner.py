@@ -549,16 +549,22 @@ def test_check_on_another_python_compares_no_files() -> None:
     assert not check(fresh, stored, "anything").ok
 
 
-def test_terminal_rendering() -> None:
-    data = matrix(
+def two_rows(reference_deviation: str, deviation: str) -> dict[str, Any]:
+    """A matrix with a row that passes everywhere and one that fails, with both
+    kinds of note."""
+    return matrix(
         row("a.one", ALL_PASS),
         row(
             "a.two",
             {"asyncio": "fail", "other": "unsupported", "protoport-trio": "fail"},
-            reference_deviation="CPython forgets",
-            deviations={"protoport-trio": "on purpose"},
+            reference_deviation=reference_deviation,
+            deviations={"protoport-trio": deviation},
         ),
     )
+
+
+def test_terminal_rendering() -> None:
+    data = two_rows(reference_deviation="CPython forgets", deviation="on purpose")
     text = render_terminal(data, width=100)
     lines = text.splitlines()
     assert lines[1].startswith("A \u203a B")
@@ -579,14 +585,9 @@ def test_terminal_rendering() -> None:
 
 def test_rst_rendering_is_valid_restructuredtext() -> None:
     docutils_core = pytest.importorskip("docutils.core")
-    data = matrix(
-        row("a.one", ALL_PASS),
-        row(
-            "a.two",
-            {"asyncio": "fail", "other": "unsupported", "protoport-trio": "fail"},
-            reference_deviation="*CPython* forgets `this` | _that_",
-            deviations={"protoport-trio": "on purpose: <see> [1]"},
-        ),
+    data = two_rows(
+        reference_deviation="*CPython* forgets `this` | _that_",
+        deviation="on purpose: <see> [1]",
     )
     text = render_rst(data)
     assert "Documented deviations of protoport" in text

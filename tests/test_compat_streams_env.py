@@ -6,35 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Awaitable, Callable
 
 import pytest
 
 import protoport
+from _helpers import make_scenario
 from protoport.compat import (
     Env,
     Outcome,
-    Scenario,
     load_implementation,
     run_scenario,
     sections,
 )
 from protoport.compat._check import policy_errors
-
-
-def make_scenario(
-    func: Callable[[Env], Awaitable[None]], since: tuple[int, int] | None = None
-) -> Scenario:
-    return Scenario(
-        id=f"test.{func.__name__}",
-        section=sections.STREAM_READER,
-        behaviour="a test",
-        func=func,
-        requires=frozenset(),
-        reference_deviation=None,
-        order=0,
-        since=since,
-    )
 
 
 @pytest.mark.parametrize(
@@ -58,7 +42,9 @@ def test_env_streams_is_the_implementations_api(
         stream.writer.write(b"back")
         assert await stream.peer.recv_exactly(4) == b"back"
 
-    outcome = run_scenario(load_implementation(name), make_scenario(check))
+    outcome = run_scenario(
+        load_implementation(name), make_scenario(check, section=sections.STREAM_READER)
+    )
     assert outcome.status == "pass", outcome.reason
     assert seen[0] == reader_module
 
@@ -71,7 +57,8 @@ def test_since_newer_than_the_api_is_unsupported() -> None:
 
     future = (sys.version_info[0], sys.version_info[1] + 1)
     outcome = run_scenario(
-        load_implementation("asyncio"), make_scenario(check, since=future)
+        load_implementation("asyncio"),
+        make_scenario(check, section=sections.STREAM_READER, since=future),
     )
     assert outcome == Outcome(
         "unsupported",
@@ -82,7 +69,8 @@ def test_since_newer_than_the_api_is_unsupported() -> None:
     assert ran == []
     # protoport offers the 3.13 API on every Python.
     outcome = run_scenario(
-        load_implementation("protoport-asyncio"), make_scenario(check, since=(3, 13))
+        load_implementation("protoport-asyncio"),
+        make_scenario(check, section=sections.STREAM_READER, since=(3, 13)),
     )
     assert outcome.status == "pass"
     assert ran == [True]

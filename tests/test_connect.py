@@ -9,11 +9,9 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import re
 import socket
 import ssl
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +20,15 @@ import pytest
 from anyio.abc import SocketStream
 
 import protoport
+from _helpers import (
+    JoiningRecorder,
+    exactly,
+    free_port,
+    listener,
+    needs_ipv6,
+    read_exactly,
+    wait_until,
+)
 from conftest import open_fds
 from protoport import _connect
 
@@ -33,70 +40,9 @@ pytestmark = pytest.mark.anyio
 REFUSED = errno.ECONNREFUSED
 
 
-def _has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6_loopback()
-
-
-@pytest.fixture(
-    params=[
-        "127.0.0.1",
-        pytest.param(
-            "::1",
-            marks=pytest.mark.skipif(
-                not HAS_IPV6, reason="this machine has no IPv6 loopback address"
-            ),
-        ),
-    ]
-)
+@pytest.fixture(params=["127.0.0.1", pytest.param("::1", marks=needs_ipv6)])
 def loopback(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-class Recorder(asyncio.Protocol):
-    """Records every callback; ``eof_received`` returns *keep_open*."""
-
-    def __init__(self, keep_open: bool = False) -> None:
-        self.trace: list[Any] = []
-        self.transport: Any = None
-        self.keep_open = keep_open
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.trace.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        # How the bytes are split into calls is not specified: join them.
-        last = self.trace[-1] if self.trace else None
-        if isinstance(last, tuple) and last[0] == "data":
-            self.trace[-1] = ("data", last[1] + data)
-        else:
-            self.trace.append(("data", data))
-
-    def eof_received(self) -> bool:
-        self.trace.append("eof")
-        return self.keep_open
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.trace.append(("lost", exc))
-
-
-def listener(host: str = "127.0.0.1") -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.bind((host, 0))
-    sock.listen(8)
-    sock.settimeout(5)
-    return sock
 
 
 def refused_port(host: str = "127.0.0.1") -> tuple[socket.socket, int]:
@@ -108,29 +54,9 @@ def refused_port(host: str = "127.0.0.1") -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        return int(probe.getsockname()[1])
-
-
 async def accept(sock: socket.socket) -> tuple[SocketStream, Any]:
     conn, address = await anyio.to_thread.run_sync(sock.accept)
     return await SocketStream.from_socket(conn), address
-
-
-async def read_exactly(stream: SocketStream, n: int) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive()
-    return bytes(buf)
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
 
 
 def info_for(host: str, port: int) -> tuple[Any, ...]:
@@ -139,11 +65,6 @@ def info_for(host: str, port: int) -> tuple[Any, ...]:
         return (socket.AF_INET6, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
                 (host, port, 0, 0))  # fmt: skip
     return (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (host, port))
-
-
-def exactly(message: str) -> str:
-    """A ``match=`` pattern for exactly *message*."""
-    return f"^{re.escape(message)}$"
 
 
 def refused_message(host: str, port: int) -> str:
@@ -209,7 +130,9 @@ async def test_data_flows_both_ways(loopback: str) -> None:
     lsock = listener(loopback)
     port = lsock.getsockname()[1]
     async with protoport.open_loop() as loop:
-        transport, protocol = await loop.create_connection(Recorder, loopback, port)
+        transport, protocol = await loop.create_connection(
+            JoiningRecorder, loopback, port
+        )
         assert protocol.trace == ["made"]
         assert protocol.transport is transport
         peer, _ = await accept(lsock)
@@ -228,7 +151,7 @@ async def test_socket_info_and_tcp_nodelay(loopback: str) -> None:
     lsock = listener(loopback)
     port = lsock.getsockname()[1]
     async with protoport.open_loop() as loop:
-        transport, _ = await loop.create_connection(Recorder, loopback, port)
+        transport, _ = await loop.create_connection(JoiningRecorder, loopback, port)
         peer, peer_sees = await accept(lsock)
         raw = transport.get_extra_info("socket")
         assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
@@ -246,7 +169,9 @@ async def test_port_given_as_string() -> None:
     lsock = listener()
     port = lsock.getsockname()[1]
     async with protoport.open_loop() as loop:
-        transport, _ = await loop.create_connection(Recorder, "127.0.0.1", str(port))
+        transport, _ = await loop.create_connection(
+            JoiningRecorder, "127.0.0.1", str(port)
+        )
         assert transport.get_extra_info("peername") == ("127.0.0.1", port)
         transport.close()
     lsock.close()
@@ -260,7 +185,7 @@ async def test_numeric_host_skips_the_resolver(
     async with protoport.open_loop() as loop:
         resolver = FakeResolver([])
         monkeypatch.setattr(loop, "getaddrinfo", resolver)
-        transport, _ = await loop.create_connection(Recorder, "127.0.0.1", port)
+        transport, _ = await loop.create_connection(JoiningRecorder, "127.0.0.1", port)
         transport.close()
     lsock.close()
     assert resolver.calls == []
@@ -271,7 +196,7 @@ async def test_refused_connection(loopback: str) -> None:
     before = open_fds()
     async with protoport.open_loop() as loop:
         with pytest.raises(ConnectionRefusedError) as caught:
-            await loop.create_connection(Recorder, loopback, port)
+            await loop.create_connection(JoiningRecorder, loopback, port)
     bound.close()
     assert caught.value.errno == REFUSED
     assert str(caught.value) == refused_message(loopback, port)
@@ -281,7 +206,7 @@ async def test_refused_connection(loopback: str) -> None:
 async def test_unknown_host_raises_gaierror() -> None:
     async with protoport.open_loop() as loop:
         with pytest.raises(socket.gaierror) as caught:
-            await loop.create_connection(Recorder, "no-such-host.invalid", 80)
+            await loop.create_connection(JoiningRecorder, "no-such-host.invalid", 80)
     with pytest.raises(socket.gaierror) as expected:
         socket.getaddrinfo("no-such-host.invalid", 80, type=socket.SOCK_STREAM)
     assert caught.value.errno == expected.value.errno
@@ -297,7 +222,7 @@ async def test_resolver_gets_family_proto_and_flags(
         resolver = FakeResolver([info_for("127.0.0.1", port)])
         monkeypatch.setattr(loop, "getaddrinfo", resolver)
         transport, _ = await loop.create_connection(
-            Recorder,
+            JoiningRecorder,
             "server.example.invalid",
             port,
             family=socket.AF_INET,
@@ -322,7 +247,7 @@ async def test_empty_resolver_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     async with protoport.open_loop() as loop:
         monkeypatch.setattr(loop, "getaddrinfo", FakeResolver([]))
         with pytest.raises(OSError, match=r"^getaddrinfo\(\) returned empty list$"):
-            await loop.create_connection(Recorder, "server.example.invalid", 80)
+            await loop.create_connection(JoiningRecorder, "server.example.invalid", 80)
 
 
 # -- local_addr -----------------------------------------------------------------------
@@ -334,7 +259,7 @@ async def test_local_addr_is_the_source_address() -> None:
     local = ("127.0.0.1", free_port())
     async with protoport.open_loop() as loop:
         transport, _ = await loop.create_connection(
-            Recorder, "127.0.0.1", port, local_addr=local
+            JoiningRecorder, "127.0.0.1", port, local_addr=local
         )
         peer, peer_sees = await accept(lsock)
         assert peer_sees == local
@@ -356,7 +281,7 @@ async def test_local_addr_in_use() -> None:
     async with protoport.open_loop() as loop:
         with pytest.raises(OSError, match=exactly(message)) as caught:
             await loop.create_connection(
-                Recorder, "127.0.0.1", taken[1], local_addr=taken
+                JoiningRecorder, "127.0.0.1", taken[1], local_addr=taken
             )
     lsock.close()
     assert type(caught.value) is OSError
@@ -370,7 +295,10 @@ async def test_local_addr_of_another_family(monkeypatch: pytest.MonkeyPatch) -> 
         message = f"no matching local address with family={socket.AF_INET6!r} found"
         with pytest.raises(OSError, match=exactly(message)) as caught:
             await loop.create_connection(
-                Recorder, "v6only.example.invalid", 9, local_addr=("127.0.0.1", 0)
+                JoiningRecorder,
+                "v6only.example.invalid",
+                9,
+                local_addr=("127.0.0.1", 0),
             )
     assert type(caught.value) is OSError
 
@@ -391,7 +319,7 @@ async def test_first_address_refused_second_connects(
             FakeResolver([info_for("127.0.0.1", bad), info_for("127.0.0.1", good)]),
         )
         transport, protocol = await loop.create_connection(
-            Recorder, "two.example.invalid", 80
+            JoiningRecorder, "two.example.invalid", 80
         )
         assert transport.get_extra_info("peername") == ("127.0.0.1", good)
         assert protocol.trace == ["made"]
@@ -417,7 +345,7 @@ async def test_every_address_refused_multiple_exceptions(
             f"{refused_message('127.0.0.1', port2)}"
         )
         with pytest.raises(OSError, match=exactly(message)) as caught:
-            await loop.create_connection(Recorder, "two.example.invalid", 80)
+            await loop.create_connection(JoiningRecorder, "two.example.invalid", 80)
     bound1.close()
     bound2.close()
     assert type(caught.value) is OSError
@@ -430,7 +358,7 @@ async def test_identical_errors_raise_one(monkeypatch: pytest.MonkeyPatch) -> No
         info = info_for("127.0.0.1", port)
         monkeypatch.setattr(loop, "getaddrinfo", FakeResolver([info, info]))
         with pytest.raises(ConnectionRefusedError) as caught:
-            await loop.create_connection(Recorder, "twice.example.invalid", 80)
+            await loop.create_connection(JoiningRecorder, "twice.example.invalid", 80)
     bound.close()
     assert str(caught.value) == refused_message("127.0.0.1", port)
 
@@ -448,7 +376,7 @@ async def test_all_errors_gives_an_exception_group(
         )
         with pytest.raises(ExceptionGroup) as caught:
             await loop.create_connection(
-                Recorder, "two.example.invalid", 80, all_errors=True
+                JoiningRecorder, "two.example.invalid", 80, all_errors=True
             )
     bound1.close()
     bound2.close()
@@ -465,7 +393,9 @@ async def test_all_errors_with_a_single_failure() -> None:
     bound, port = refused_port()
     async with protoport.open_loop() as loop:
         with pytest.raises(ExceptionGroup) as caught:
-            await loop.create_connection(Recorder, "127.0.0.1", port, all_errors=True)
+            await loop.create_connection(
+                JoiningRecorder, "127.0.0.1", port, all_errors=True
+            )
     bound.close()
     assert str(caught.value) == "create_connection failed (1 sub-exception)"
     (only,) = caught.value.exceptions
@@ -480,54 +410,31 @@ MIXED = [
 ]
 
 
-async def test_without_interleave_the_order_is_kept(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("kwargs", "order"),
+    [
+        pytest.param({}, [1, 2, 3, 4], id="no-interleave-keeps-the-order"),
+        pytest.param({"interleave": 1}, [1, 4, 2, 3], id="interleave-alternates"),
+        pytest.param({"interleave": 2}, [1, 2, 4, 3], id="interleave-first-count"),
+        # happy_eyeballs_delay alone implies interleave=1.
+        pytest.param(
+            {"happy_eyeballs_delay": 5}, [1, 4, 2, 3], id="happy-eyeballs-delay-alone"
+        ),
+    ],
+)
+async def test_order_of_the_connection_attempts(
+    monkeypatch: pytest.MonkeyPatch, kwargs: dict[str, Any], order: list[int]
 ) -> None:
-    spy = ConnectSpy(refuse_ports={1, 2, 3, 4})
-    monkeypatch.setattr(_connect, "_sock_connect", spy)
-    async with protoport.open_loop() as loop:
-        monkeypatch.setattr(loop, "getaddrinfo", FakeResolver(MIXED))
-        with pytest.raises(OSError, match=r"^Multiple exceptions: "):
-            await loop.create_connection(Recorder, "mixed.example.invalid", 80)
-    assert [address[1] for address in spy.tried] == [1, 2, 3, 4]
-
-
-async def test_interleave_alternates_families(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    spy = ConnectSpy(refuse_ports={1, 2, 3, 4})
-    monkeypatch.setattr(_connect, "_sock_connect", spy)
-    async with protoport.open_loop() as loop:
-        monkeypatch.setattr(loop, "getaddrinfo", FakeResolver(MIXED))
-        with pytest.raises(OSError, match=r"^Multiple exceptions: "):
-            await loop.create_connection(
-                Recorder, "mixed.example.invalid", 80, interleave=1
-            )
-    assert spy.tried == [
-        ("::1", 1, 0, 0),
-        ("127.0.0.1", 4),
-        ("::1", 2, 0, 0),
-        ("::1", 3, 0, 0),
-    ]
-
-
-async def test_interleave_first_family_count(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+    # MIXED resolves port n to the address of its nth entry.
     spy = ConnectSpy(refuse_ports={1, 2, 3, 4})
     monkeypatch.setattr(_connect, "_sock_connect", spy)
     async with protoport.open_loop() as loop:
         monkeypatch.setattr(loop, "getaddrinfo", FakeResolver(MIXED))
         with pytest.raises(OSError, match=r"^Multiple exceptions: "):
             await loop.create_connection(
-                Recorder, "mixed.example.invalid", 80, interleave=2
+                JoiningRecorder, "mixed.example.invalid", 80, **kwargs
             )
-    assert spy.tried == [
-        ("::1", 1, 0, 0),
-        ("::1", 2, 0, 0),
-        ("127.0.0.1", 4),
-        ("::1", 3, 0, 0),
-    ]
+    assert spy.tried == [MIXED[port - 1][4] for port in order]
 
 
 # -- Happy Eyeballs -------------------------------------------------------------------
@@ -553,7 +460,7 @@ async def test_happy_eyeballs_second_attempt_wins_after_the_delay(
         started = anyio.current_time()
         with anyio.fail_after(5):
             transport, _ = await loop.create_connection(
-                Recorder, "slow.example.invalid", 80, happy_eyeballs_delay=0.05
+                JoiningRecorder, "slow.example.invalid", 80, happy_eyeballs_delay=0.05
             )
         elapsed = anyio.current_time() - started
         assert transport.get_extra_info("peername") == ("127.0.0.1", good)
@@ -580,7 +487,7 @@ async def test_happy_eyeballs_failure_starts_the_next_at_once(
         started = anyio.current_time()
         with anyio.fail_after(5):
             transport, _ = await loop.create_connection(
-                Recorder, "two.example.invalid", 80, happy_eyeballs_delay=30
+                JoiningRecorder, "two.example.invalid", 80, happy_eyeballs_delay=30
             )
         assert anyio.current_time() - started < 5
         assert transport.get_extra_info("peername") == ("127.0.0.1", good)
@@ -603,7 +510,7 @@ async def test_happy_eyeballs_every_attempt_fails(
         )
         with pytest.raises(ExceptionGroup) as caught:
             await loop.create_connection(
-                Recorder,
+                JoiningRecorder,
                 "two.example.invalid",
                 80,
                 happy_eyeballs_delay=0.25,
@@ -625,7 +532,7 @@ async def test_connected_socket_given() -> None:
     lsock = listener()
     sock = socket.create_connection(lsock.getsockname(), timeout=5)
     async with protoport.open_loop() as loop:
-        transport, protocol = await loop.create_connection(Recorder, sock=sock)
+        transport, protocol = await loop.create_connection(JoiningRecorder, sock=sock)
         peer, _ = await accept(lsock)
         assert transport.get_extra_info("socket").fileno() == sock.fileno()
         assert transport.get_extra_info("peername") == lsock.getsockname()
@@ -698,7 +605,7 @@ async def test_create_connection_argument_checks(
     try:
         async with protoport.open_loop() as loop:
             with pytest.raises(ValueError, match=exactly(message)):
-                await loop.create_connection(Recorder, **kwargs)
+                await loop.create_connection(JoiningRecorder, **kwargs)
         # The caller's sockets are left alone.
         assert stream.fileno() >= 0
         assert datagram.fileno() >= 0
@@ -712,7 +619,7 @@ async def test_create_connection_rejects_a_datagram_socket() -> None:
         async with protoport.open_loop() as loop:
             message = f"A Stream Socket was expected, got {sock!r}"
             with pytest.raises(ValueError, match=exactly(message)):
-                await loop.create_connection(Recorder, sock=sock)
+                await loop.create_connection(JoiningRecorder, sock=sock)
 
 
 async def test_create_connection_rejects_an_ssl_socket() -> None:
@@ -724,11 +631,11 @@ async def test_create_connection_rejects_an_ssl_socket() -> None:
             with pytest.raises(
                 TypeError, match=r"^Socket cannot be of type SSLSocket$"
             ):
-                await loop.create_connection(Recorder, sock=sock)
+                await loop.create_connection(JoiningRecorder, sock=sock)
             with pytest.raises(
                 TypeError, match=r"^Socket cannot be of type SSLSocket$"
             ):
-                await loop.connect_accepted_socket(Recorder, sock)
+                await loop.connect_accepted_socket(JoiningRecorder, sock)
 
 
 # -- create_unix_connection -----------------------------------------------------------
@@ -746,7 +653,7 @@ async def test_unix_connection(tmp_path: Path) -> None:
     path = tmp_path / "s"
     lsock = unix_listener(path)
     async with protoport.open_loop() as loop:
-        transport, protocol = await loop.create_unix_connection(Recorder, path)
+        transport, protocol = await loop.create_unix_connection(JoiningRecorder, path)
         peer, _ = await accept(lsock)
         assert transport.get_extra_info("peername") == os.fspath(path)
         transport.write(b"over unix")
@@ -763,7 +670,7 @@ async def test_unix_connection_path_as_str_and_bytes(tmp_path: Path) -> None:
     lsock = unix_listener(path)
     async with protoport.open_loop() as loop:
         for target in (str(path), os.fsencode(path)):
-            transport, _ = await loop.create_unix_connection(Recorder, target)
+            transport, _ = await loop.create_unix_connection(JoiningRecorder, target)
             assert transport.get_extra_info("socket").family == socket.AF_UNIX
             transport.close()
     lsock.close()
@@ -773,7 +680,7 @@ async def test_unix_connection_missing_path(tmp_path: Path) -> None:
     before = open_fds()
     async with protoport.open_loop() as loop:
         with pytest.raises(FileNotFoundError):
-            await loop.create_unix_connection(Recorder, tmp_path / "absent")
+            await loop.create_unix_connection(JoiningRecorder, tmp_path / "absent")
     assert open_fds() <= before
 
 
@@ -784,7 +691,7 @@ async def test_unix_connection_refused(tmp_path: Path) -> None:
     before = open_fds()
     async with protoport.open_loop() as loop:
         with pytest.raises(ConnectionRefusedError):
-            await loop.create_unix_connection(Recorder, path)
+            await loop.create_unix_connection(JoiningRecorder, path)
     bound.close()
     assert open_fds() <= before
 
@@ -792,7 +699,9 @@ async def test_unix_connection_refused(tmp_path: Path) -> None:
 async def test_unix_connection_with_a_socket() -> None:
     mine, theirs = socket.socketpair()
     async with protoport.open_loop() as loop:
-        transport, protocol = await loop.create_unix_connection(Recorder, sock=mine)
+        transport, protocol = await loop.create_unix_connection(
+            JoiningRecorder, sock=mine
+        )
         peer = await SocketStream.from_socket(theirs)
         await peer.send(b"hi")
         transport.write(b"yo")
@@ -841,7 +750,7 @@ async def test_unix_connection_argument_checks(
     try:
         async with protoport.open_loop() as loop:
             with pytest.raises(ValueError, match=exactly(message)):
-                await loop.create_unix_connection(Recorder, **kwargs)
+                await loop.create_unix_connection(JoiningRecorder, **kwargs)
     finally:
         mine.close()
         theirs.close()
@@ -856,7 +765,7 @@ async def test_unix_connection_rejects_other_sockets(kind: tuple[int, int]) -> N
         async with protoport.open_loop() as loop:
             message = f"A UNIX Domain Stream Socket was expected, got {sock!r}"
             with pytest.raises(ValueError, match=exactly(message)):
-                await loop.create_unix_connection(Recorder, sock=sock)
+                await loop.create_unix_connection(JoiningRecorder, sock=sock)
 
 
 # -- connect_accepted_socket ----------------------------------------------------------
@@ -865,7 +774,7 @@ async def test_unix_connection_rejects_other_sockets(kind: tuple[int, int]) -> N
 async def test_connect_accepted_socket() -> None:
     mine, theirs = socket.socketpair()
     async with protoport.open_loop() as loop:
-        transport, protocol = await loop.connect_accepted_socket(Recorder, mine)
+        transport, protocol = await loop.connect_accepted_socket(JoiningRecorder, mine)
         peer = await SocketStream.from_socket(theirs)
         assert transport.get_extra_info("socket").fileno() == mine.fileno()
         transport.write(b"accepted")
@@ -882,7 +791,7 @@ async def test_connect_accepted_tcp_socket() -> None:
     client = socket.create_connection(lsock.getsockname(), timeout=5)
     server_side, _ = lsock.accept()
     async with protoport.open_loop() as loop:
-        transport, _ = await loop.connect_accepted_socket(Recorder, server_side)
+        transport, _ = await loop.connect_accepted_socket(JoiningRecorder, server_side)
         raw = transport.get_extra_info("socket")
         assert raw.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
         assert transport.get_extra_info("peername") == client.getsockname()
@@ -911,7 +820,7 @@ async def test_connect_accepted_socket_argument_checks(
     try:
         async with protoport.open_loop() as loop:
             with pytest.raises(ValueError, match=exactly(message)):
-                await loop.connect_accepted_socket(Recorder, mine, **kwargs)
+                await loop.connect_accepted_socket(JoiningRecorder, mine, **kwargs)
     finally:
         mine.close()
         theirs.close()
@@ -924,7 +833,7 @@ async def test_connect_accepted_socket_rejects_a_datagram_socket() -> None:
             message = f"A Stream Socket was expected, got {sock!r}"
             with pytest.raises(ValueError, match=exactly(message)):
                 await loop.connect_accepted_socket(
-                    Recorder, sock, ssl_handshake_timeout=1.0
+                    JoiningRecorder, sock, ssl_handshake_timeout=1.0
                 )
 
 
@@ -1002,10 +911,10 @@ async def test_cancelled_connect_leaks_nothing(
 ) -> None:
     spy = ConnectSpy({9})
     monkeypatch.setattr(_connect, "_sock_connect", spy)
-    made: list[Recorder] = []
+    made: list[JoiningRecorder] = []
 
-    def factory() -> Recorder:
-        made.append(Recorder())
+    def factory() -> JoiningRecorder:
+        made.append(JoiningRecorder())
         return made[-1]
 
     before = open_fds()
@@ -1033,44 +942,25 @@ async def test_cancelled_happy_eyeballs_leaks_nothing(
         )
         with anyio.move_on_after(0.05) as scope:
             await loop.create_connection(
-                Recorder, "hangs.example.invalid", 80, happy_eyeballs_delay=0.01
+                JoiningRecorder, "hangs.example.invalid", 80, happy_eyeballs_delay=0.01
             )
         assert scope.cancelled_caught
     assert sorted(spy.cancelled) == [("127.0.0.1", 7), ("127.0.0.1", 9)]
     assert open_fds() <= before
 
 
-async def test_happy_eyeballs_delay_alone_interleaves(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    spy = ConnectSpy(refuse_ports={1, 2, 3, 4})
-    monkeypatch.setattr(_connect, "_sock_connect", spy)
-    async with protoport.open_loop() as loop:
-        monkeypatch.setattr(loop, "getaddrinfo", FakeResolver(MIXED))
-        with pytest.raises(OSError, match=r"^Multiple exceptions: "):
-            await loop.create_connection(
-                Recorder, "mixed.example.invalid", 80, happy_eyeballs_delay=5
-            )
-    assert spy.tried == [
-        ("::1", 1, 0, 0),
-        ("127.0.0.1", 4),
-        ("::1", 2, 0, 0),
-        ("::1", 3, 0, 0),
-    ]
-
-
 async def test_cancelled_as_the_transport_is_made_closes_it() -> None:
     lsock = listener()
     port = lsock.getsockname()[1]
-    made: list[Recorder] = []
+    made: list[JoiningRecorder] = []
     before = open_fds()
     async with protoport.open_loop() as loop:
         with anyio.CancelScope() as scope:
 
-            def factory() -> Recorder:
+            def factory() -> JoiningRecorder:
                 # The caller is cancelled while connection_made() is due.
                 scope.cancel()
-                made.append(Recorder())
+                made.append(JoiningRecorder())
                 return made[-1]
 
             await loop.create_connection(factory, "127.0.0.1", port)
@@ -1089,7 +979,7 @@ async def test_cancelled_as_the_transport_is_made_closes_it() -> None:
 async def test_create_connection_accepts_a_unix_stream_socket() -> None:
     mine, theirs = socket.socketpair()
     async with protoport.open_loop() as loop:
-        transport, protocol = await loop.create_connection(Recorder, sock=mine)
+        transport, protocol = await loop.create_connection(JoiningRecorder, sock=mine)
         peer = await SocketStream.from_socket(theirs)
         transport.write(b"unix")
         assert await read_exactly(peer, 4) == b"unix"

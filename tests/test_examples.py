@@ -2,46 +2,16 @@
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-BACKENDS = ["trio", "asyncio"]
-
-
-def run_example(name: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_line(process: subprocess.Popen[str], prefix: str) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith(prefix):
-            return line
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"no line starting with {prefix!r}")
+from _helpers import (
+    BACKENDS,
+    free_port,
+    run_example,
+    start_example,
+    stop_example,
+    wait_for_line,
+)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -55,18 +25,8 @@ def test_socketpair_protocol(backend: str) -> None:
 @pytest.mark.parametrize("client_backend", BACKENDS)
 def test_tcp_echo_protocols(server_backend: str, client_backend: str) -> None:
     port = free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(EXAMPLES / "tcp_echo_server_protocol.py"),
-            "--backend",
-            server_backend,
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = start_example(
+        "tcp_echo_server_protocol.py", "--backend", server_backend, "--port", str(port)
     )
     try:
         assert wait_for_line(server, "Serving on") == (
@@ -93,5 +53,4 @@ def test_tcp_echo_protocols(server_backend: str, client_backend: str) -> None:
         assert wait_for_line(server, "Send") == "Send: 'Hello World!'\n"
         assert wait_for_line(server, "Close") == "Close the client socket\n"
     finally:
-        server.terminate()
-        server.communicate(timeout=10)
+        stop_example(server)

@@ -4,40 +4,10 @@ line on both runtimes."""
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-BACKENDS = ["trio", "asyncio"]
-
-
-def run_example(name: str, *args: str) -> str:
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    return result.stdout
-
-
-def wait_for_line(process: subprocess.Popen[str], prefix: str) -> str:
-    assert process.stdout is not None
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if line.startswith(prefix):
-            return line
-        if not line and process.poll() is not None:
-            break
-    raise AssertionError(f"no line starting with {prefix!r}")
+from _helpers import BACKENDS, run_example, start_example, stop_example, wait_for_line
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -51,18 +21,8 @@ def test_socketpair_streams(backend: str) -> None:
 @pytest.mark.parametrize("client_backend", BACKENDS)
 def test_tcp_echo_streams(server_backend: str, client_backend: str) -> None:
     # Port 0: the server reports the port the system chose.
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            str(EXAMPLES / "tcp_echo_server_streams.py"),
-            "--backend",
-            server_backend,
-            "--port",
-            "0",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    server = start_example(
+        "tcp_echo_server_streams.py", "--backend", server_backend, "--port", "0"
     )
     try:
         serving = wait_for_line(server, "Serving on")
@@ -82,7 +42,6 @@ def test_tcp_echo_streams(server_backend: str, client_backend: str) -> None:
         assert wait_for_line(server, "Send") == "Send: 'Hello World!'\n"
         assert wait_for_line(server, "Close") == "Close the connection\n"
     finally:
-        server.terminate()
-        _, errors = server.communicate(timeout=10)
+        errors = stop_example(server)
     assert server.returncode == -15  # ended by the signal, not by an error
     assert "Error" not in errors

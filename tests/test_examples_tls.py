@@ -5,17 +5,13 @@ from __future__ import annotations
 
 import http.server
 import ssl
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import trustme
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
-BACKENDS = ["trio", "asyncio"]
+from _helpers import BACKENDS, run_example, run_script
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -36,11 +32,6 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: object) -> None:
         pass
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture(scope="module")
@@ -68,28 +59,17 @@ def cafile(ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(path)
 
 
-def run_example(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, str(EXAMPLES / "https_get_headers.py"), *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-
-
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_https_get_headers(backend: str, https_port: int, cafile: str) -> None:
-    result = run_example(
+    stdout = run_example(
+        "https_get_headers.py",
         f"https://127.0.0.1:{https_port}/some/path?q=1",
         "--backend",
         backend,
         "--cafile",
         cafile,
     )
-    assert result.returncode == 0, result.stderr
-    assert result.stderr == ""
-    assert result.stdout == (
+    assert stdout == (
         "HTTP header> HTTP/1.0 200 OK\n"
         "HTTP header> Server: local-test-server\n"
         "HTTP header> Date: Thu, 01 Jan 2026 00:00:00 GMT\n"
@@ -103,7 +83,9 @@ def test_https_get_headers(backend: str, https_port: int, cafile: str) -> None:
 def test_https_get_headers_verifies_the_server(backend: str, https_port: int) -> None:
     # Without --cafile the example passes ssl=True: the system's CAs do not know
     # the test CA, so the certificate is refused and nothing is printed.
-    result = run_example(f"https://127.0.0.1:{https_port}/", "--backend", backend)
+    result = run_script(
+        "https_get_headers.py", f"https://127.0.0.1:{https_port}/", "--backend", backend
+    )
     assert result.returncode != 0
     assert result.stdout == ""
     assert "SSLCertVerificationError" in result.stderr

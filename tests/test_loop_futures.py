@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 import protoport
+from _helpers import run_soon_callbacks
 
 pytestmark = pytest.mark.anyio
 
@@ -25,14 +26,6 @@ request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
 def xfail_on(request: pytest.FixtureRequest, backend: str, reason: str) -> None:
     if request.getfixturevalue("anyio_backend") == backend:
         request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-
-
-async def run_soon_callbacks(loop: protoport.Loop) -> None:
-    """Return once every callback scheduled before the call has run."""
-    marker = loop.create_future()
-    loop.call_soon(marker.set_result, None)
-    with anyio.fail_after(5):
-        await marker
 
 
 # -- futures -------------------------------------------------------------------

@@ -12,32 +12,11 @@ import anyio
 import pytest
 
 import protoport
+from _helpers import Recorder, wait_until
 from _streams import memory_stream_pair, socket_stream_pair
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
-
-
-class Recorder(asyncio.Protocol):
-    """Records every protocol callback, in order."""
-
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-        self.events.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        self.events.append(("data", data))
-
-    def eof_received(self) -> bool | None:
-        self.events.append("eof")
-        return None
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.events.append(("lost", exc))
 
 
 EXIT_MODES = ["normal", "exception", "cancel_scope", "timeout"]
@@ -207,14 +186,14 @@ def test_default_loop_is_one_per_run_and_closes_its_transports_at_the_end(
         a, _b = memory_stream_pair()
         transport, recorder = await loop.connect_stream(Recorder, a)
         assert not transport.is_closing()
-        assert recorder.events == ["made"]
+        assert recorder.trace == ["made"]
         return recorder
 
     first = anyio.run(main, backend=backend)
     second = anyio.run(main, backend=backend)
     assert loops[0] is not loops[1]
-    assert first.events == ["made", ("lost", None)]
-    assert second.events == ["made", ("lost", None)]
+    assert first.trace == ["made", ("lost", None)]
+    assert second.trace == ["made", ("lost", None)]
     assert loops[0].is_closed()
     assert loops[1].is_closed()
 
@@ -254,28 +233,24 @@ async def test_leaving_closes_transports_and_cancels_tasks_and_timers(
         timers.append(loop.call_later(0.05, fired.append, "timer"))
         timers.append(loop.call_at(loop.time() + 3600, fired.append, "far timer"))
         tasks.append(loop.create_task(forever()))
-        with anyio.fail_after(5):
-            while not progress:
-                await anyio.sleep(0.001)
+        await wait_until(lambda: progress)
 
     tasks_before = len(anyio.get_running_tasks())
     loop = await run_and_leave(mode, body)
     assert loop.is_closed()
     assert not loop.is_running()
     for recorder in recorders:
-        assert recorder.events == ["made", ("lost", None)]
+        assert recorder.trace == ["made", ("lost", None)]
     assert tasks[0].cancelled()
     assert progress == ["task started"]
     assert all(timer.cancelled() for timer in timers)
     assert len(anyio.get_running_tasks()) == tasks_before
     # The timers' time passes without them running.
-    with anyio.fail_after(5):
-        while loop.time() <= timers[0].when():
-            await anyio.sleep(0.005)
+    await wait_until(lambda: loop.time() > timers[0].when())
     await anyio.sleep(0.01)
     assert fired == []
     for recorder in recorders:
-        assert recorder.events == ["made", ("lost", None)]
+        assert recorder.trace == ["made", ("lost", None)]
 
 
 @pytest.mark.parametrize("mode", EXIT_MODES)
@@ -291,17 +266,15 @@ async def test_leaving_leaves_no_file_descriptor_open(mode: str) -> None:
             _, recorder = await loop.connect_stream(Recorder, a)
             recorders.append(recorder)
         await peers[0].send(b"hello")
-        with anyio.fail_after(5):
-            while len(recorders[0].events) < 2:
-                await anyio.sleep(0.001)
+        await wait_until(lambda: len(recorders[0].trace) >= 2)
 
     tasks_before = len(anyio.get_running_tasks())
     try:
         await run_and_leave(mode, body)
         assert len(anyio.get_running_tasks()) == tasks_before
-        assert recorders[0].events == ["made", ("data", b"hello"), ("lost", None)]
+        assert recorders[0].trace == ["made", ("data", b"hello"), ("lost", None)]
         for recorder in recorders[1:]:
-            assert recorder.events == ["made", ("lost", None)]
+            assert recorder.trace == ["made", ("lost", None)]
         # Each peer sees the connection end.
         for peer in peers:
             with anyio.fail_after(5):
@@ -313,28 +286,34 @@ async def test_leaving_leaves_no_file_descriptor_open(mode: str) -> None:
     finally:
         for peer in peers:
             await peer.aclose()
-    with anyio.fail_after(5):
-        while open_fds() != fds_before:
-            await anyio.sleep(0.001)
+    await wait_until(lambda: open_fds() == fds_before)
     assert open_fds() == fds_before
+
+
+class SlowReader:
+    """Reads a stream a few bytes at a time, yielding in between, and notes how it
+    ended: ``"eof"`` or ``"broken"``."""
+
+    def __init__(self) -> None:
+        self.received = bytearray()
+        self.ended: list[str] = []
+
+    async def read(self, stream: Any) -> None:
+        while True:
+            try:
+                self.received.extend(await stream.receive(7))
+            except anyio.EndOfStream:
+                self.ended.append("eof")
+                return
+            except anyio.BrokenResourceError:
+                self.ended.append("broken")
+                return
+            await anyio.sleep(0)
 
 
 async def test_normal_exit_flushes_a_closing_transport_before_connection_lost() -> None:
     payload = bytes(range(256)) * 16
-    received = bytearray()
-    ended: list[str] = []
-
-    async def read_slowly(stream: Any) -> None:
-        while True:
-            try:
-                received.extend(await stream.receive(7))
-            except anyio.EndOfStream:
-                ended.append("eof")
-                return
-            except anyio.BrokenResourceError:
-                ended.append("broken")
-                return
-            await anyio.sleep(0)
+    reader = SlowReader()
 
     async with anyio.create_task_group() as tg:
         a, b = memory_stream_pair(16)
@@ -343,31 +322,18 @@ async def test_normal_exit_flushes_a_closing_transport_before_connection_lost() 
             transport.write(payload)
             transport.close()
             assert transport.is_closing()
-            tg.start_soon(read_slowly, b)
+            tg.start_soon(reader.read, b)
         # Leaving waited for the buffer to drain to the stream.
-        assert recorder.events == ["made", ("lost", None)]
-        assert len(received) >= len(payload) - 16
-    assert bytes(received) == payload
-    assert ended == ["eof"]
+        assert recorder.trace == ["made", ("lost", None)]
+        assert len(reader.received) >= len(payload) - 16
+    assert bytes(reader.received) == payload
+    assert reader.ended == ["eof"]
 
 
 @pytest.mark.parametrize("mode", ["exception", "cancel_scope"])
 async def test_exit_by_exception_aborts_a_closing_transport(mode: str) -> None:
     payload = bytes(range(256)) * 16
-    received = bytearray()
-    ended: list[str] = []
-
-    async def read_slowly(stream: Any) -> None:
-        while True:
-            try:
-                received.extend(await stream.receive(7))
-            except anyio.EndOfStream:
-                ended.append("eof")
-                return
-            except anyio.BrokenResourceError:
-                ended.append("broken")
-                return
-            await anyio.sleep(0)
+    reader = SlowReader()
 
     recorders: list[Recorder] = []
 
@@ -379,14 +345,14 @@ async def test_exit_by_exception_aborts_a_closing_transport(mode: str) -> None:
             recorders.append(recorder)
             transport.write(payload)
             transport.close()
-            tg.start_soon(read_slowly, b)
+            tg.start_soon(reader.read, b)
 
         with anyio.fail_after(5):
             await run_and_leave(mode, body)
-        assert recorders[0].events == ["made", ("lost", None)]
-    assert len(received) < len(payload)
-    assert payload.startswith(bytes(received))
-    assert len(ended) == 1
+        assert recorders[0].trace == ["made", ("lost", None)]
+    assert len(reader.received) < len(payload)
+    assert payload.startswith(bytes(reader.received))
+    assert len(reader.ended) == 1
 
 
 @pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])

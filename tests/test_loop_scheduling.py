@@ -15,24 +15,13 @@ import anyio
 import pytest
 
 import protoport
+from _helpers import run_soon_callbacks, wait_until
 
 pytestmark = pytest.mark.anyio
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "request_id", default="unset"
 )
-
-
-async def run_soon_callbacks(loop: protoport.Loop) -> None:
-    """Return once every callback scheduled before the call has run.
-
-    Callbacks run in FIFO order, so a future completed by a callback scheduled
-    last is done only after the earlier ones ran.
-    """
-    marker = loop.create_future()
-    loop.call_soon(marker.set_result, None)
-    with anyio.fail_after(5):
-        await marker
 
 
 # -- call_soon -----------------------------------------------------------------
@@ -62,9 +51,7 @@ async def test_callback_scheduled_by_a_callback_runs_after_those_already_queued(
         loop.call_soon(first)
         loop.call_soon(calls.append, "second")
         loop.call_soon(calls.append, "third")
-        with anyio.fail_after(5):
-            while len(calls) < 4:
-                await anyio.sleep(0.001)
+        await wait_until(lambda: len(calls) >= 4)
     assert calls == ["first", "second", "third", "from first"]
 
 
@@ -274,9 +261,7 @@ async def test_exception_in_callback_goes_to_the_exception_handler(
         loop.call_soon(calls.append, "next")
         loop.call_later(0, calls.append, "timer")
         await run_soon_callbacks(loop)
-        with anyio.fail_after(5):
-            while "timer" not in calls:
-                await anyio.sleep(0.001)
+        await wait_until(lambda: "timer" in calls)
     assert calls == ["next", "timer"]
     assert len(contexts) == 1
     assert contexts[0]["message"].startswith("Exception in callback ")
@@ -360,9 +345,7 @@ async def test_running_loop_inside_a_callback(anyio_backend: str) -> None:
     async with protoport.open_loop() as loop:
         loop.call_soon(lambda: seen.append(asyncio.get_running_loop()))
         loop.call_later(0, lambda: seen.append(asyncio.get_running_loop()))
-        with anyio.fail_after(5):
-            while len(seen) < 2:
-                await anyio.sleep(0.001)
+        await wait_until(lambda: len(seen) >= 2)
         if anyio_backend == "trio":
             assert seen == [loop, loop]
             assert all(item is loop for item in seen)

@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import re
 import resource
 import socket
 import stat
 import uuid
 from asyncio.trsock import TransportSocket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,89 +23,35 @@ import pytest
 from anyio.abc import ByteStream, SocketStream
 
 import protoport
+from _helpers import (
+    Factory,
+    Recorder,
+    collect_errors,
+    exactly,
+    needs_ipv6,
+    port_of,
+    read_exactly,
+    read_until_closed,
+    wait_until,
+)
 from conftest import open_fds
 from protoport import _server
 
 pytestmark = pytest.mark.anyio
 
 
-def _has_ipv6_loopback() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
-            probe.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-HAS_IPV6 = _has_ipv6_loopback()
-needs_ipv6 = pytest.mark.skipif(
-    not HAS_IPV6, reason="this machine has no IPv6 loopback address"
-)
-
-
 # -- helpers -----------------------------------------------------------------------
 
 
-class Echo(asyncio.Protocol):
+class Echo(Recorder):
     """Echoes what it receives and records every callback. ``b"boom"`` makes
     ``data_received()`` raise."""
 
-    def __init__(self) -> None:
-        self.trace: list[Any] = []
-        self.transport: Any = None
-        self.lost = anyio.Event()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.trace.append("made")
-
     def data_received(self, data: bytes) -> None:
-        self.trace.append(("data", data))
+        super().data_received(data)
         if data == b"boom":
             raise ZeroDivisionError("boom")
         self.transport.write(data)
-
-    def eof_received(self) -> None:
-        self.trace.append("eof")
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.trace.append(("lost", exc))
-        self.lost.set()
-
-
-class Factory:
-    """A protocol factory that keeps every protocol it made."""
-
-    def __init__(self) -> None:
-        self.protocols: list[Echo] = []
-
-    def __call__(self) -> Echo:
-        protocol = Echo()
-        self.protocols.append(protocol)
-        return protocol
-
-    def lost_count(self) -> int:
-        return sum(1 for p in self.protocols if p.lost.is_set())
-
-
-async def wait_until(predicate: Callable[[], object]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
-def collect_errors(loop: protoport.Loop) -> list[dict[str, Any]]:
-    contexts: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    return contexts
-
-
-def port_of(server: Any, index: int = 0) -> int:
-    sockets = server.sockets
-    return int(sockets[index].getsockname()[1])
 
 
 async def connect(port: int, host: str = "127.0.0.1") -> SocketStream:
@@ -131,28 +76,9 @@ async def wait_closed(server: asyncio.AbstractServer) -> None:
         await server.wait_closed()
 
 
-async def read_exactly(stream: ByteStream, n: int) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive()
-    return bytes(buf)
-
-
 async def echo(stream: ByteStream, data: bytes) -> bytes:
     await stream.send(data)
     return await read_exactly(stream, len(data))
-
-
-async def read_until_closed(stream: ByteStream) -> bytes:
-    """Everything the peer sends until it closes (by FIN or by reset)."""
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while True:
-            try:
-                buf += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return bytes(buf)
 
 
 def task_ids() -> set[int]:
@@ -189,7 +115,7 @@ def nofile_soft_limit(limit: int) -> Iterator[None]:
 
 
 async def test_echo_server_on_loopback() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         assert server.get_loop() is loop
@@ -211,7 +137,7 @@ async def test_echo_server_on_loopback() -> None:
         await client.aclose()
         await wait_until(factory.lost_count)
 
-        (protocol,) = factory.protocols
+        (protocol,) = factory.made
         assert protocol.trace == ["made", ("data", b"ping"), "eof", ("lost", None)]
         transport = protocol.transport
         assert transport.get_extra_info("peername") == client_address
@@ -229,7 +155,7 @@ async def test_no_host_listens_on_every_interface(host: str | None) -> None:
         )
     }
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), host, 0)
+        server = await loop.create_server(Factory(Echo), host, 0)
         got = {(s.family, s.getsockname()[0]) for s in server.sockets}
         assert got == expected
         assert (socket.AF_INET, "0.0.0.0") in got
@@ -246,7 +172,7 @@ async def test_no_host_listens_on_every_interface(host: str | None) -> None:
 
 async def test_family_limits_the_addresses() -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), None, 0, family=socket.AF_INET)
+        server = await loop.create_server(Factory(Echo), None, 0, family=socket.AF_INET)
         assert [(s.family, s.getsockname()[0]) for s in server.sockets] == [
             (socket.AF_INET, "0.0.0.0")
         ]
@@ -256,7 +182,7 @@ async def test_family_limits_the_addresses() -> None:
 @needs_ipv6
 async def test_sequence_of_hosts() -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), ["127.0.0.1", "::1"], 0)
+        server = await loop.create_server(Factory(Echo), ["127.0.0.1", "::1"], 0)
         by_family = {s.family: s for s in server.sockets}
         assert set(by_family) == {socket.AF_INET, socket.AF_INET6}
         assert by_family[socket.AF_INET6].getsockname()[0] == "::1"
@@ -271,21 +197,21 @@ async def test_sequence_of_hosts() -> None:
 
 async def test_repeated_hosts_are_bound_once() -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), ["127.0.0.1", "127.0.0.1"], 0)
+        server = await loop.create_server(Factory(Echo), ["127.0.0.1", "127.0.0.1"], 0)
         assert len(server.sockets) == 1
         server.close()
 
 
 async def test_socket_options() -> None:
     async with protoport.open_loop() as loop:
-        default = await loop.create_server(Factory(), "127.0.0.1", 0)
+        default = await loop.create_server(Factory(Echo), "127.0.0.1", 0)
         listening = default.sockets[0]
         assert listening.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
         assert not listening.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
         assert not listening.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT)
 
         tuned = await loop.create_server(
-            Factory(),
+            Factory(Echo),
             "127.0.0.1",
             0,
             reuse_address=False,
@@ -307,7 +233,7 @@ async def test_reuse_port_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(
             ValueError, match=r"^reuse_port not supported by socket module$"
         ):
-            await loop.create_server(Factory(), "127.0.0.1", 0, reuse_port=True)
+            await loop.create_server(Factory(Echo), "127.0.0.1", 0, reuse_port=True)
     assert open_fds() == before
 
 
@@ -315,7 +241,7 @@ async def test_existing_socket() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), sock=sock)
+        server = await loop.create_server(Factory(Echo), sock=sock)
         (listening,) = server.sockets
         assert listening.fileno() == sock.fileno()
         client = await connect(sock.getsockname()[1])
@@ -337,13 +263,15 @@ async def test_bind_conflict() -> None:
     try:
         async with protoport.open_loop() as loop:
             before = open_fds()
-            with pytest.raises(OSError, match=f"^{re.escape(message)}$") as info:
-                await loop.create_server(Factory(), "127.0.0.1", port)
+            with pytest.raises(OSError, match=exactly(message)) as info:
+                await loop.create_server(Factory(Echo), "127.0.0.1", port)
             assert info.value.errno == errno.EADDRINUSE
             # The first address binds, the second fails: the first socket is
             # closed again.
-            with pytest.raises(OSError, match=f"^{re.escape(message)}$"):
-                await loop.create_server(Factory(), ["127.0.0.2", "127.0.0.1"], port)
+            with pytest.raises(OSError, match=exactly(message)):
+                await loop.create_server(
+                    Factory(Echo), ["127.0.0.2", "127.0.0.1"], port
+                )
             assert open_fds() == before
             assert not loop._servers
     finally:
@@ -358,7 +286,7 @@ async def test_host_name_is_resolved() -> None:
         )
     }
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), "localhost", 0)
+        server = await loop.create_server(Factory(Echo), "localhost", 0)
         got = {(s.family, s.getsockname()[0]) for s in server.sockets}
         # Every address the stdlib gives (an IPv6 one may be skipped when the
         # family is not enabled, as asyncio does).
@@ -373,6 +301,31 @@ async def test_host_name_is_resolved() -> None:
 
 
 # -- argument checks ---------------------------------------------------------------
+
+
+def ssl_without_context_errors(**where: Any) -> list[Any]:
+    """The ssl arguments refused without an SSL context, given *where* the server
+    would listen."""
+    return [
+        pytest.param(
+            {**where, "ssl": True},
+            TypeError,
+            "ssl argument must be an SSLContext or None",
+            id="ssl-bool",
+        ),
+        pytest.param(
+            {**where, "ssl_handshake_timeout": 1.0},
+            ValueError,
+            "ssl_handshake_timeout is only meaningful with ssl",
+            id="handshake-timeout",
+        ),
+        pytest.param(
+            {**where, "ssl_shutdown_timeout": 1.0},
+            ValueError,
+            "ssl_shutdown_timeout is only meaningful with ssl",
+            id="shutdown-timeout",
+        ),
+    ]
 
 
 def tcp_argument_errors() -> list[Any]:
@@ -394,24 +347,7 @@ def tcp_argument_errors() -> list[Any]:
             f"A Stream Socket was expected, got {udp!r}",
             id="datagram-sock",
         ),
-        pytest.param(
-            {"host": "127.0.0.1", "port": 0, "ssl": True},
-            TypeError,
-            "ssl argument must be an SSLContext or None",
-            id="ssl-bool",
-        ),
-        pytest.param(
-            {"host": "127.0.0.1", "port": 0, "ssl_handshake_timeout": 1.0},
-            ValueError,
-            "ssl_handshake_timeout is only meaningful with ssl",
-            id="handshake-timeout",
-        ),
-        pytest.param(
-            {"host": "127.0.0.1", "port": 0, "ssl_shutdown_timeout": 1.0},
-            ValueError,
-            "ssl_shutdown_timeout is only meaningful with ssl",
-            id="shutdown-timeout",
-        ),
+        *ssl_without_context_errors(host="127.0.0.1", port=0),
     ]
 
 
@@ -421,8 +357,8 @@ async def test_create_server_argument_checks(
 ) -> None:
     before = open_fds()
     async with protoport.open_loop() as loop:
-        with pytest.raises(error, match=f"^{re.escape(message)}$"):
-            await loop.create_server(Factory(), **kwargs)
+        with pytest.raises(error, match=exactly(message)):
+            await loop.create_server(Factory(Echo), **kwargs)
         assert not loop._servers
     assert open_fds() == before
 
@@ -456,24 +392,7 @@ def unix_argument_errors() -> list[Any]:
             f"A UNIX Domain Stream Socket was expected, got {unix_dgram!r}",
             id="datagram-sock",
         ),
-        pytest.param(
-            {"path": "\0protoport-unused", "ssl": True},
-            TypeError,
-            "ssl argument must be an SSLContext or None",
-            id="ssl-bool",
-        ),
-        pytest.param(
-            {"path": "\0protoport-unused", "ssl_handshake_timeout": 1.0},
-            ValueError,
-            "ssl_handshake_timeout is only meaningful with ssl",
-            id="handshake-timeout",
-        ),
-        pytest.param(
-            {"path": "\0protoport-unused", "ssl_shutdown_timeout": 1.0},
-            ValueError,
-            "ssl_shutdown_timeout is only meaningful with ssl",
-            id="shutdown-timeout",
-        ),
+        *ssl_without_context_errors(path="\0protoport-unused"),
     ]
 
 
@@ -483,8 +402,8 @@ async def test_create_unix_server_argument_checks(
 ) -> None:
     before = open_fds()
     async with protoport.open_loop() as loop:
-        with pytest.raises(error, match=f"^{re.escape(message)}$"):
-            await loop.create_unix_server(Factory(), **kwargs)
+        with pytest.raises(error, match=exactly(message)):
+            await loop.create_unix_server(Factory(Echo), **kwargs)
         assert not loop._servers
     assert open_fds() == before
 
@@ -493,7 +412,7 @@ async def test_create_unix_server_argument_checks(
 
 
 async def test_start_serving_false_does_not_listen() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0, start_serving=False)
         assert not server.is_serving()
@@ -508,7 +427,7 @@ async def test_start_serving_false_does_not_listen() -> None:
         assert await echo(client, b"now") == b"now"
         await client.aclose()
         await wait_until(factory.lost_count)
-        assert len(factory.protocols) == 1
+        assert len(factory.made) == 1
         server.close()
 
 
@@ -518,18 +437,18 @@ async def test_start_serving_false_with_listening_socket() -> None:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     sock.listen()
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, sock=sock, start_serving=False)
         client = await connect(sock.getsockname()[1])
         await client.send(b"early")
         await anyio.sleep(0.05)  # a chance for a (wrong) accept to happen
-        assert factory.protocols == []
+        assert factory.made == []
         assert not server.is_serving()
 
         await server.start_serving()
         assert await read_exactly(client, 5) == b"early"
-        assert len(factory.protocols) == 1
+        assert len(factory.made) == 1
         await client.aclose()
         server.close()
         await wait_closed(server)
@@ -538,7 +457,7 @@ async def test_start_serving_false_with_listening_socket() -> None:
 async def test_serve_forever_twice_and_cancel() -> None:
     async with protoport.open_loop() as loop:
         server = await loop.create_server(
-            Factory(), "127.0.0.1", 0, start_serving=False
+            Factory(Echo), "127.0.0.1", 0, start_serving=False
         )
         port = port_of(server)
         outcome: list[str] = []
@@ -557,7 +476,7 @@ async def test_serve_forever_twice_and_cancel() -> None:
             assert await echo(client, b"x") == b"x"
             await client.aclose()
             expected = f"server {server!r} is already being awaited on serve_forever()"
-            with pytest.raises(RuntimeError, match=f"^{re.escape(expected)}$"):
+            with pytest.raises(RuntimeError, match=exactly(expected)):
                 await server.serve_forever()
             tg.cancel_scope.cancel()
 
@@ -571,20 +490,20 @@ async def test_serve_forever_twice_and_cancel() -> None:
 
 async def test_serve_forever_after_close() -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), "127.0.0.1", 0)
+        server = await loop.create_server(Factory(Echo), "127.0.0.1", 0)
         server.close()
         expected = f"server {server!r} is closed"
         assert expected == "server <Server sockets=()> is closed"
-        with pytest.raises(RuntimeError, match=f"^{re.escape(expected)}$"):
+        with pytest.raises(RuntimeError, match=exactly(expected)):
             await server.serve_forever()
-        with pytest.raises(RuntimeError, match=f"^{re.escape(expected)}$"):
+        with pytest.raises(RuntimeError, match=exactly(expected)):
             await server.start_serving()
 
 
 async def test_cancelled_serve_forever_closes_the_server_and_returns_at_once() -> None:
     """Cancelling serve_forever() closes the server and propagates at once; the
     connected clients stay connected (waiting for them could hang forever)."""
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         client = await connect(port_of(server))
@@ -601,14 +520,14 @@ async def test_cancelled_serve_forever_closes_the_server_and_returns_at_once() -
         await client.aclose()
         with anyio.fail_after(5):
             await server.wait_closed()
-        assert factory.protocols[0].trace[-1] == ("lost", None)
+        assert factory.made[0].trace[-1] == ("lost", None)
 
 
 async def test_close_ends_serve_forever_once_clients_are_gone() -> None:
     """close() from elsewhere ends serve_forever() after the last client is gone.
     (asyncio raises CancelledError there without being cancelled; protoport
     returns normally, which both runtimes can express.)"""
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0, start_serving=False)
         returned = anyio.Event()
@@ -628,14 +547,14 @@ async def test_close_ends_serve_forever_once_clients_are_gone() -> None:
             await client.aclose()
             with anyio.fail_after(5):
                 await returned.wait()
-        assert factory.protocols[0].trace[-1] == ("lost", None)
+        assert factory.made[0].trace[-1] == ("lost", None)
 
 
 # -- closing -----------------------------------------------------------------------
 
 
 async def test_close_keeps_clients_and_wait_closed_waits_for_them() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         port = port_of(server)
@@ -663,7 +582,7 @@ async def test_close_keeps_clients_and_wait_closed_waits_for_them() -> None:
             assert await echo(second, b"still two") == b"still two"
 
             await first.aclose()
-            await factory.protocols[0].lost.wait()
+            await factory.made[0].lost.wait()
             await anyio.sleep(0.01)
             assert not waited.is_set()
             await second.aclose()
@@ -672,12 +591,12 @@ async def test_close_keeps_clients_and_wait_closed_waits_for_them() -> None:
         # Returns at once from now on.
         with anyio.fail_after(1):
             await server.wait_closed()
-        assert [p.trace[-1] for p in factory.protocols] == [("lost", None)] * 2
+        assert [p.trace[-1] for p in factory.made] == [("lost", None)] * 2
 
 
 async def test_wait_closed_before_close_waits_for_close() -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Factory(), "127.0.0.1", 0)
+        server = await loop.create_server(Factory(Echo), "127.0.0.1", 0)
         waited = anyio.Event()
 
         async def waiter() -> None:
@@ -695,7 +614,7 @@ async def test_wait_closed_before_close_waits_for_close() -> None:
 
 
 async def test_close_clients() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         clients = [await connect(port_of(server)) for _ in range(3)]
@@ -707,13 +626,13 @@ async def test_close_clients() -> None:
         for client in clients:
             assert await read_until_closed(client) == b""
             await client.aclose()
-        assert [p.trace for p in factory.protocols] == [
+        assert [p.trace for p in factory.made] == [
             ["made", ("data", b"hi"), ("lost", None)]
         ] * 3
 
 
 async def test_abort_clients() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         clients = [await connect(port_of(server)) for _ in range(3)]
@@ -729,7 +648,7 @@ async def test_abort_clients() -> None:
             assert await read_until_closed(client) == b""
             await client.aclose()
         await late.aclose()
-        assert [p.trace for p in factory.protocols[:3]] == [
+        assert [p.trace for p in factory.made[:3]] == [
             ["made", ("data", b"hi"), ("lost", None)]
         ] * 3
         server.close()
@@ -737,7 +656,7 @@ async def test_abort_clients() -> None:
 
 
 async def test_async_with_server() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(factory, "127.0.0.1", 0)
         async with server as entered:
@@ -747,11 +666,11 @@ async def test_async_with_server() -> None:
             await client.aclose()
         assert server.sockets == ()
         assert not server.is_serving()
-        assert factory.protocols[0].trace[-1] == ("lost", None)
+        assert factory.made[0].trace[-1] == ("lost", None)
 
 
 async def test_leaving_open_loop_closes_servers_and_clients() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     fds = open_fds()
     tasks = task_ids()
     clients: list[SocketStream] = []
@@ -766,8 +685,8 @@ async def test_leaving_open_loop_closes_servers_and_clients() -> None:
         # A connection the server has queued but not served yet.
         half = await connect(port_of(servers[0]))
     assert all(not s.is_serving() and s.sockets == () for s in [*servers, unix])
-    assert len(factory.protocols) >= 4
-    for protocol in factory.protocols:
+    assert len(factory.made) >= 4
+    for protocol in factory.made:
         assert protocol.trace.count(("lost", None)) == 1
         assert protocol.trace[-1] == ("lost", None)
     for client in [*clients, half]:
@@ -781,7 +700,7 @@ async def test_leaving_open_loop_closes_servers_and_clients() -> None:
 
 
 async def test_failing_protocol_does_not_disturb_other_clients() -> None:
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         errors = collect_errors(loop)
         server = await loop.create_server(factory, "127.0.0.1", 0)
@@ -800,7 +719,7 @@ async def test_failing_protocol_does_not_disturb_other_clients() -> None:
         await bad.aclose()
         server.close()
         await wait_closed(server)
-        bad_protocol = factory.protocols[1]
+        bad_protocol = factory.made[1]
         assert bad_protocol.trace[:2] == ["made", ("data", b"boom")]
         assert isinstance(bad_protocol.trace[-1][1], ZeroDivisionError)
 
@@ -865,7 +784,7 @@ async def test_accept_errors_of_one_connection_are_skipped() -> None:
         OSError(errno.EPROTO, "protocol error"),
     ]
     sock.bind(("127.0.0.1", 0))
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         errors = collect_errors(loop)
         server = await loop.create_server(factory, sock=sock)
@@ -876,7 +795,7 @@ async def test_accept_errors_of_one_connection_are_skipped() -> None:
         assert errors == []
         server.close()
         await wait_closed(server)
-        assert len(factory.protocols) == 1
+        assert len(factory.made) == 1
 
 
 async def test_other_accept_errors_are_reported_and_serving_goes_on() -> None:
@@ -886,7 +805,7 @@ async def test_other_accept_errors_are_reported_and_serving_goes_on() -> None:
     sock.bind(("127.0.0.1", 0))
     async with protoport.open_loop() as loop:
         errors = collect_errors(loop)
-        server = await loop.create_server(Factory(), sock=sock)
+        server = await loop.create_server(Factory(Echo), sock=sock)
         client = await connect(port_of(server))
         assert await echo(client, b"fine") == b"fine"
         await client.aclose()
@@ -936,7 +855,7 @@ async def test_accept_survives_running_out_of_file_descriptors(
 ) -> None:
     delay = 0.2
     monkeypatch.setattr(_server, "ACCEPT_RETRY_DELAY", delay)
-    factory = Factory()
+    factory = Factory(Echo)
     made_at: list[float] = []
     failed_at: list[float] = []
 
@@ -975,7 +894,7 @@ async def test_accept_survives_running_out_of_file_descriptors(
         assert made_at[0] - failed_at[0] >= delay * 0.9
         server.close()
         await wait_closed(server)
-        assert factory.protocols[0].trace[-1] == ("lost", None)
+        assert factory.made[0].trace[-1] == ("lost", None)
 
 
 async def test_hundreds_of_concurrent_clients() -> None:
@@ -988,7 +907,7 @@ async def test_hundreds_of_concurrent_clients() -> None:
     try:
         fds = open_fds()
         tasks = task_ids()
-        factory = Factory()
+        factory = Factory(Echo)
         connected = 0
         all_connected = anyio.Event()
         release = anyio.Event()
@@ -1016,15 +935,13 @@ async def test_hundreds_of_concurrent_clients() -> None:
                     for i in range(n):
                         tg.start_soon(client, port, i)
                     await all_connected.wait()
-                    await wait_until(lambda: len(factory.protocols) == n)
+                    await wait_until(lambda: len(factory.made) == n)
                     # All of them are connected at the same time.
                     assert factory.lost_count() == 0
                     release.set()
                 await wait_until(lambda: factory.lost_count() == n)
             assert replies == {i: message(i) for i in range(n)}
-            assert all(
-                p.trace[-2:] == ["eof", ("lost", None)] for p in factory.protocols
-            )
+            assert all(p.trace[-2:] == ["eof", ("lost", None)] for p in factory.made)
         assert open_fds() == fds
         assert task_ids() == tasks
     finally:
@@ -1036,7 +953,7 @@ async def test_hundreds_of_concurrent_clients() -> None:
 
 async def test_unix_server_removes_its_socket_file(tmp_path: Path) -> None:
     path = str(tmp_path / "echo.sock")
-    factory = Factory()
+    factory = Factory(Echo)
     async with protoport.open_loop() as loop:
         server = await loop.create_unix_server(factory, path)
         (listening,) = server.sockets
@@ -1050,7 +967,7 @@ async def test_unix_server_removes_its_socket_file(tmp_path: Path) -> None:
         server.close()
         assert not os.path.exists(path)
         await wait_closed(server)
-        assert factory.protocols[0].trace == [
+        assert factory.made[0].trace == [
             "made",
             ("data", b"unix"),
             "eof",
@@ -1061,7 +978,9 @@ async def test_unix_server_removes_its_socket_file(tmp_path: Path) -> None:
 async def test_unix_server_keeps_its_socket_file(tmp_path: Path) -> None:
     path = tmp_path / "kept.sock"
     async with protoport.open_loop() as loop:
-        server = await loop.create_unix_server(Factory(), path, cleanup_socket=False)
+        server = await loop.create_unix_server(
+            Factory(Echo), path, cleanup_socket=False
+        )
         server.close()
         assert stat.S_ISSOCK(os.stat(path).st_mode)
 
@@ -1071,7 +990,7 @@ async def test_unix_server_on_given_socket(tmp_path: Path) -> None:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.bind(path)
     async with protoport.open_loop() as loop:
-        server = await loop.create_unix_server(Factory(), sock=sock)
+        server = await loop.create_unix_server(Factory(Echo), sock=sock)
         client = await connect_unix(path)
         assert await echo(client, b"given") == b"given"
         await client.aclose()
@@ -1086,7 +1005,7 @@ async def test_unix_server_replaces_a_stale_socket_file(tmp_path: Path) -> None:
     stale.close()  # the file stays behind
     assert stat.S_ISSOCK(os.stat(path).st_mode)
     async with protoport.open_loop() as loop:
-        server = await loop.create_unix_server(Factory(), path)
+        server = await loop.create_unix_server(Factory(Echo), path)
         client = await connect_unix(path)
         assert await echo(client, b"fresh") == b"fresh"
         await client.aclose()
@@ -1098,8 +1017,8 @@ async def test_unix_server_leaves_other_files_alone(tmp_path: Path) -> None:
     path.write_bytes(b"precious")
     async with protoport.open_loop() as loop:
         message = f"[Errno {errno.EADDRINUSE}] Address {str(path)!r} is already in use"
-        with pytest.raises(OSError, match=f"^{re.escape(message)}$") as info:
-            await loop.create_unix_server(Factory(), path)
+        with pytest.raises(OSError, match=exactly(message)) as info:
+            await loop.create_unix_server(Factory(Echo), path)
         assert info.value.errno == errno.EADDRINUSE
     assert path.read_bytes() == b"precious"
 
@@ -1107,7 +1026,7 @@ async def test_unix_server_leaves_other_files_alone(tmp_path: Path) -> None:
 async def test_unix_cleanup_spares_a_replaced_file(tmp_path: Path) -> None:
     path = str(tmp_path / "moved.sock")
     async with protoport.open_loop() as loop:
-        server = await loop.create_unix_server(Factory(), path)
+        server = await loop.create_unix_server(Factory(Echo), path)
         os.unlink(path)
         other = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         other.bind(path)  # a new file, with another inode, at the same path
@@ -1121,13 +1040,13 @@ async def test_unix_cleanup_spares_a_replaced_file(tmp_path: Path) -> None:
 async def test_unix_server_in_the_abstract_namespace() -> None:
     name = f"\0protoport-{uuid.uuid4().hex}"
     async with protoport.open_loop() as loop:
-        server = await loop.create_unix_server(Factory(), name)
+        server = await loop.create_unix_server(Factory(Echo), name)
         assert server.sockets[0].getsockname() == name.encode()
         client = await connect_unix(name)
         assert await echo(client, b"abstract") == b"abstract"
         await client.aclose()
         message = f"[Errno {errno.EADDRINUSE}] Address {name!r} is already in use"
-        with pytest.raises(OSError, match=f"^{re.escape(message)}$"):
-            await loop.create_unix_server(Factory(), name)
+        with pytest.raises(OSError, match=exactly(message)):
+            await loop.create_unix_server(Factory(Echo), name)
         server.close()
         await wait_closed(server)

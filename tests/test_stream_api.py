@@ -12,9 +12,9 @@ from typing import Any
 
 import anyio
 import pytest
-import trustme
 
 import protoport
+from _helpers import collect_errors, port_of, wait_until
 from conftest import open_fds
 from protoport._stream_api import (
     open_connection,
@@ -28,27 +28,6 @@ from protoport._stream_writer import StreamWriter
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(scope="module")
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """``(server, client)`` contexts for a "localhost" certificate."""
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
-
-
-def record_errors(loop: Any) -> list[dict[str, Any]]:
-    contexts: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    return contexts
-
-
-def port_of(server: Any) -> int:
-    return int(server.sockets[0].getsockname()[1])
-
-
 async def echo_upper(reader: StreamReader, writer: StreamWriter) -> None:
     async for line in reader:
         writer.write(line.upper())
@@ -57,18 +36,12 @@ async def echo_upper(reader: StreamReader, writer: StreamWriter) -> None:
     await writer.wait_closed()
 
 
-async def wait_until(predicate: Any) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
 # -- TCP -------------------------------------------------------------------------
 
 
 async def test_round_trip_with_a_coroutine_callback() -> None:
     async with protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
         server = await start_server(echo_upper, "127.0.0.1", 0)
         assert server.is_serving()
         reader, writer = await open_connection("127.0.0.1", port_of(server))
@@ -137,7 +110,7 @@ async def test_plain_function_callback() -> None:
 
 async def test_failing_coroutine_callback_is_reported_and_closes() -> None:
     async with protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
         error = RuntimeError("handler failed")
 
         async def failing(reader: StreamReader, writer: StreamWriter) -> None:
@@ -166,7 +139,7 @@ async def test_failing_plain_callback_is_reported() -> None:
     # As in asyncio: the exception escapes connection_made() and reaches the
     # exception handler as a failed callback.
     async with protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
         error = KeyError("plain")
 
         def failing(reader: StreamReader, writer: StreamWriter) -> None:
@@ -282,7 +255,7 @@ async def test_start_tls_on_both_sides(
         await echo_upper(reader, writer)
 
     async with protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
         server = await start_server(upgrade_then_echo, "127.0.0.1", 0)
         reader, writer = await open_connection("127.0.0.1", port_of(server))
         clear_transport = writer.transport

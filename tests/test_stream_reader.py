@@ -14,6 +14,7 @@ import pytest
 from anyio.abc import TaskGroup
 
 import protoport
+from _helpers import exactly, wait_until
 from _streams import memory_stream_pair
 from protoport._anyio_adapters import open_stream_pair
 from protoport._stream_reader import StreamReader
@@ -52,12 +53,6 @@ def spawn(tg: TaskGroup, fn: Callable[..., Awaitable[Any]], *args: Any) -> Outco
 
     tg.start_soon(run)
     return outcome
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
 
 
 def waiting(reader: StreamReader) -> bool:
@@ -375,7 +370,7 @@ async def test_concurrent_read_is_an_error(
             f"{name}() called while another coroutine is already waiting for "
             f"incoming data"
         )
-        with pytest.raises(RuntimeError, match=f"^{re.escape(message)}$"):
+        with pytest.raises(RuntimeError, match=exactly(message)):
             await second(reader)
         # The first read is still waiting, and still gets the bytes.
         reader.feed_data(b"x\n")

@@ -13,11 +13,10 @@ from typing import Any
 
 import anyio
 import pytest
-import trustme
-from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
 import protoport
+from _helpers import collect_errors, open_pair, read_to_eof, receive_exactly, wait_until
 from _streams import memory_stream_pair, socket_stream_pair
 from protoport._anyio_adapters import open_stream_pair
 from protoport._stream_api import open_connection
@@ -26,56 +25,10 @@ from protoport._stream_writer import StreamReaderProtocol, StreamWriter
 
 pytestmark = pytest.mark.anyio
 
-KINDS = ["memory", "unix", "tcp"]
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def open_pair(
-    kind: str, capacity: int = 1 << 30
-) -> tuple[ByteStream, ByteStream]:
-    if kind == "memory":
-        return memory_stream_pair(capacity)
-    family = {"unix": socket.AF_UNIX, "tcp": socket.AF_INET}[kind]
-    return await socket_stream_pair(family)
-
-
-async def receive_exactly(stream: ByteStream, n: int) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive(n - len(buf))
-    return bytes(buf)
-
-
-async def receive_all(stream: ByteStream) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while True:
-            try:
-                buf += await stream.receive()
-            except anyio.EndOfStream:
-                return bytes(buf)
-
-
-async def wait_until(predicate: Callable[[], bool]) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
 
 def drain_waiters(writer: StreamWriter) -> int:
     """How many drain() calls wait for writing to resume."""
     return len(writer._protocol._drain_waiters)
-
-
-def record_errors(loop: Any) -> list[dict[str, Any]]:
-    contexts: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    return contexts
 
 
 # -- writing ---------------------------------------------------------------------
@@ -90,7 +43,7 @@ async def test_write_writelines_write_eof(kind: str) -> None:
         writer.write(bytearray(b"big "))
         writer.writelines([b"wide ", memoryview(b"world")])
         writer.write_eof()
-        assert await receive_all(peer) == b"hello big wide world"
+        assert await read_to_eof(peer) == b"hello big wide world"
         # Half-closed: the other direction still works.
         await peer.send(b"reply")
         await peer.send_eof()
@@ -146,17 +99,6 @@ async def test_repr() -> None:
         bare = StreamWriter(writer.transport, writer._protocol, None, writer._loop)
         assert repr(bare) == f"<StreamWriter transport={writer.transport!r}>"
         writer.close()
-
-
-@pytest.fixture(scope="module")
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """``(server, client)`` contexts for a "localhost" certificate."""
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("localhost").configure_cert(server)
-    client = ssl.create_default_context()
-    ca.configure_trust(client)
-    return server, client
 
 
 async def test_start_tls_moves_everything_to_the_new_transport(
@@ -529,7 +471,7 @@ async def test_client_connected_cb_plain_function() -> None:
 async def test_client_connected_cb_coroutine_runs_as_a_task() -> None:
     local, peer = memory_stream_pair()
     async with peer, protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
 
         async def echo_line(r: StreamReader, w: StreamWriter) -> None:
             line = await r.readline()
@@ -541,7 +483,7 @@ async def test_client_connected_cb_coroutine_runs_as_a_task() -> None:
         protocol = StreamReaderProtocol(StreamReader(loop=loop), echo_line, loop=loop)
         await loop.connect_stream(lambda: protocol, local)
         await peer.send(b"hello\n")
-        assert await receive_all(peer) == b"HELLO\n"
+        assert await read_to_eof(peer) == b"HELLO\n"
         with anyio.fail_after(5):
             await protocol._closed
         assert contexts == []
@@ -550,7 +492,7 @@ async def test_client_connected_cb_coroutine_runs_as_a_task() -> None:
 async def test_client_connected_cb_failure_is_reported_and_closes() -> None:
     local, peer = memory_stream_pair()
     async with peer, protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
         error = ZeroDivisionError("bad handler")
 
         async def failing(r: StreamReader, w: StreamWriter) -> None:
@@ -560,7 +502,7 @@ async def test_client_connected_cb_failure_is_reported_and_closes() -> None:
         protocol = StreamReaderProtocol(StreamReader(loop=loop), failing, loop=loop)
         transport, _ = await loop.connect_stream(lambda: protocol, local)
         await peer.send(b"go")
-        assert await receive_all(peer) == b""  # closed by the failure
+        assert await read_to_eof(peer) == b""  # closed by the failure
         await wait_until(lambda: bool(contexts))
         assert contexts == [
             {
@@ -575,7 +517,7 @@ async def test_client_connected_cb_failure_is_reported_and_closes() -> None:
 async def test_client_connected_cb_cancelled_closes_the_transport() -> None:
     local, peer = memory_stream_pair()
     async with peer, protoport.open_loop() as loop:
-        contexts = record_errors(loop)
+        contexts = collect_errors(loop)
         started = anyio.Event()
 
         async def waits_forever(r: StreamReader, w: StreamWriter) -> None:
@@ -590,7 +532,7 @@ async def test_client_connected_cb_cancelled_closes_the_transport() -> None:
             await started.wait()
         assert protocol._task is not None
         protocol._task.cancel()
-        assert await receive_all(peer) == b""
+        assert await read_to_eof(peer) == b""
         assert transport.is_closing()
         assert contexts == []
 

@@ -9,7 +9,6 @@ import asyncio
 import fcntl
 import hashlib
 import logging
-import re
 import select
 import socket
 import ssl
@@ -31,6 +30,15 @@ from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
 import protoport
+from _helpers import (
+    Factory,
+    JoiningRecorder,
+    collect_errors,
+    exactly,
+    listener,
+    port_of,
+    wait_until,
+)
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
@@ -39,11 +47,6 @@ HOST = "127.0.0.1"
 
 
 # -- certificates -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def ca() -> trustme.CA:
-    return trustme.CA()
 
 
 @pytest.fixture(scope="module")
@@ -68,70 +71,6 @@ def client_context(ca: trustme.CA) -> ssl.SSLContext:
 # -- helpers ----------------------------------------------------------------------
 
 
-class Recorder(asyncio.Protocol):
-    """Records every callback (consecutive data joined); ``eof_received`` returns
-    *keep_open*; with *echo*, data is written back."""
-
-    def __init__(self, *, keep_open: bool = False, echo: bool = False) -> None:
-        self.trace: list[Any] = []
-        self.transport: Any = None
-        self.keep_open = keep_open
-        self.echo = echo
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.trace.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        last = self.trace[-1] if self.trace else None
-        if isinstance(last, tuple) and last[0] == "data":
-            self.trace[-1] = ("data", last[1] + data)
-        else:
-            self.trace.append(("data", data))
-        if self.echo:
-            self.transport.write(data)
-
-    def eof_received(self) -> bool:
-        self.trace.append("eof")
-        return self.keep_open
-
-    def pause_writing(self) -> None:
-        self.trace.append("pause")
-
-    def resume_writing(self) -> None:
-        self.trace.append("resume")
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.trace.append(("lost", exc))
-
-    @property
-    def lost(self) -> bool:
-        return bool(self.trace) and self.trace[-1][0] == "lost"
-
-    def received(self) -> bytes:
-        return b"".join(
-            e[1] for e in self.trace if isinstance(e, tuple) and e[0] == "data"
-        )
-
-
-class Factory:
-    """A protocol factory that keeps what it made."""
-
-    def __init__(self, make: Callable[[], Recorder] = Recorder) -> None:
-        self.make = make
-        self.made: list[Recorder] = []
-
-    def __call__(self) -> Recorder:
-        protocol = self.make()
-        self.made.append(protocol)
-        return protocol
-
-
-def exactly(message: str) -> str:
-    """A ``match=`` pattern for exactly *message*."""
-    return f"^{re.escape(message)}$"
-
-
 async def serve_accepted(
     loop: protoport.Loop,
     lsock: socket.socket,
@@ -146,30 +85,6 @@ async def serve_accepted(
         outcome.append(await loop.connect_accepted_socket(factory, conn, ssl=context))
     except OSError as exc:
         outcome.append(exc)
-
-
-async def wait_until(condition: Callable[[], object]) -> None:
-    with anyio.fail_after(5):
-        while not condition():
-            await anyio.sleep(0.002)
-
-
-def recording_handler(loop: protoport.Loop) -> list[dict[str, Any]]:
-    calls: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: calls.append(context))
-    return calls
-
-
-def listener() -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind((HOST, 0))
-    sock.listen(8)
-    sock.settimeout(5)
-    return sock
-
-
-def port_of(sock: socket.socket) -> int:
-    return int(sock.getsockname()[1])
 
 
 async def in_thread(
@@ -215,13 +130,13 @@ async def test_client_and_server_exchange_bytes_and_close_cleanly(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
     before = open_fds()
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
-        port = port_of(server.sockets[0])
+        port = port_of(server)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port, ssl=client_context
+            JoiningRecorder, HOST, port, ssl=client_context
         )
         assert client.trace == ["made"]
         transport.write(b"hello ")
@@ -229,7 +144,7 @@ async def test_client_and_server_exchange_bytes_and_close_cleanly(
         await wait_until(lambda: client.received() == b"hello over TLS")
         transport.close()
         assert transport.is_closing()
-        await wait_until(lambda: client.lost and servers.made[0].lost)
+        await wait_until(lambda: client.lost.is_set() and servers.made[0].lost.is_set())
         server.close()
         await server.wait_closed()
     # As asyncio: the side that closes also gets eof_received() once the TLS
@@ -248,16 +163,16 @@ async def test_client_and_server_exchange_bytes_and_close_cleanly(
 async def test_server_closing_first(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
-    servers = Factory()
+    servers = Factory(JoiningRecorder)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
         _, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0]), ssl=client_context
+            JoiningRecorder, HOST, port_of(server), ssl=client_context
         )
         await wait_until(lambda: servers.made)
         servers.made[0].transport.write(b"bye")
         servers.made[0].transport.close()
-        await wait_until(lambda: client.lost and servers.made[0].lost)
+        await wait_until(lambda: client.lost.is_set() and servers.made[0].lost.is_set())
         server.close()
     assert client.trace == ["made", ("data", b"bye"), "eof", ("lost", None)]
     assert servers.made[0].trace == ["made", "eof", ("lost", None)]
@@ -275,11 +190,13 @@ async def test_ssl_true_verifies_the_certificate_and_the_host_name(
     ca.cert_pem.write_to_path(str(cafile))
     monkeypatch.setenv("SSL_CERT_FILE", str(cafile))
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Recorder, HOST, 0, ssl=server_context)
-        port = port_of(server.sockets[0])
+        server = await loop.create_server(JoiningRecorder, HOST, 0, ssl=server_context)
+        port = port_of(server)
 
         # The host is the name checked by default.
-        transport, _ = await loop.create_connection(Recorder, HOST, port, ssl=True)
+        transport, _ = await loop.create_connection(
+            JoiningRecorder, HOST, port, ssl=True
+        )
         context = transport.get_extra_info("sslcontext")
         assert isinstance(context, ssl.SSLContext)
         assert context.verify_mode == ssl.CERT_REQUIRED
@@ -288,14 +205,14 @@ async def test_ssl_true_verifies_the_certificate_and_the_host_name(
         transport.close()
 
         transport, _ = await loop.create_connection(
-            Recorder, HOST, port, ssl=True, server_hostname="localhost"
+            JoiningRecorder, HOST, port, ssl=True, server_hostname="localhost"
         )
         assert transport.get_extra_info("ssl_object").server_hostname == "localhost"
         transport.close()
 
         with pytest.raises(ssl.SSLCertVerificationError) as info:
             await loop.create_connection(
-                Recorder, HOST, port, ssl=True, server_hostname="example.com"
+                JoiningRecorder, HOST, port, ssl=True, server_hostname="example.com"
             )
         assert info.value.verify_message == (
             "Hostname mismatch, certificate is not valid for 'example.com'."
@@ -304,7 +221,7 @@ async def test_ssl_true_verifies_the_certificate_and_the_host_name(
         # As asyncio: an empty server_hostname turns the host name check off,
         # the certificate is still verified.
         transport, _ = await loop.create_connection(
-            Recorder, HOST, port, ssl=True, server_hostname=""
+            JoiningRecorder, HOST, port, ssl=True, server_hostname=""
         )
         assert transport.get_extra_info("ssl_object").server_hostname is None
         assert not transport.get_extra_info("sslcontext").check_hostname
@@ -319,10 +236,10 @@ async def test_ssl_true_rejects_an_unknown_issuer(
     lsock = listener()
     before = open_fds()
     async with protoport.open_loop() as loop:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
         for hostname in (None, ""):
-            made = Factory()
-            servers = Factory()
+            made = Factory(JoiningRecorder)
+            servers = Factory(JoiningRecorder)
             outcome: list[Any] = []
             async with anyio.create_task_group() as tg:
                 tg.start_soon(
@@ -350,12 +267,12 @@ async def test_host_name_mismatch_with_a_context(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Recorder, HOST, 0, ssl=server_context)
+        server = await loop.create_server(JoiningRecorder, HOST, 0, ssl=server_context)
         with pytest.raises(ssl.SSLCertVerificationError) as info:
             await loop.create_connection(
-                Recorder,
+                JoiningRecorder,
                 HOST,
-                port_of(server.sockets[0]),
+                port_of(server),
                 ssl=client_context,
                 server_hostname="example.com",
             )
@@ -371,7 +288,7 @@ async def test_a_stalled_handshake_times_out() -> None:
     before = open_fds()
     async with protoport.open_loop() as loop:
         start = time.monotonic()
-        made = Factory()
+        made = Factory(JoiningRecorder)
         with pytest.raises(ConnectionAbortedError) as info:
             await loop.create_connection(
                 made,
@@ -393,12 +310,12 @@ async def test_a_stalled_handshake_times_out() -> None:
 async def test_a_server_drops_a_client_that_never_starts_the_handshake(
     server_context: ssl.SSLContext,
 ) -> None:
-    servers = Factory()
+    servers = Factory(JoiningRecorder)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(
             servers, HOST, 0, ssl=server_context, ssl_handshake_timeout=0.2
         )
-        raw = await anyio.connect_tcp(HOST, port_of(server.sockets[0]))
+        raw = await anyio.connect_tcp(HOST, port_of(server))
         start = time.monotonic()
         with anyio.fail_after(5):
             try:
@@ -417,17 +334,17 @@ async def test_tls_over_a_unix_socket(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext, tmp_path: Path
 ) -> None:
     path = str(tmp_path / "tls.sock")
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
         server = await loop.create_unix_server(servers, path, ssl=server_context)
         transport, client = await loop.create_unix_connection(
-            Recorder, path, ssl=client_context, server_hostname="localhost"
+            JoiningRecorder, path, ssl=client_context, server_hostname="localhost"
         )
         assert transport.get_extra_info("ssl_object") is not None
         transport.write(b"unix")
         await wait_until(lambda: client.received() == b"unix")
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
     assert client.trace == ["made", ("data", b"unix"), "eof", ("lost", None)]
 
@@ -443,20 +360,20 @@ async def test_connect_accepted_socket_with_tls(
             conn, _ = await anyio.to_thread.run_sync(lsock.accept)
             accepted.append(
                 await loop.connect_accepted_socket(
-                    partial(Recorder, echo=True), conn, ssl=server_context
+                    partial(JoiningRecorder, echo=True), conn, ssl=server_context
                 )
             )
 
         tg.start_soon(serve)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(lsock), ssl=client_context
+            JoiningRecorder, HOST, port_of(lsock), ssl=client_context
         )
         transport.write(b"accepted")
         await wait_until(lambda: client.received() == b"accepted")
         server_transport, _ = accepted[0]
         assert server_transport.get_extra_info("sslcontext") is server_context
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
     lsock.close()
 
 
@@ -465,7 +382,7 @@ def _tls_argument_error_calls() -> list[Any]:
     return [
         pytest.param(
             lambda loop, port, sock, context, path: loop.create_connection(
-                Recorder, HOST, port, ssl=context, ssl_handshake_timeout=0
+                JoiningRecorder, HOST, port, ssl=context, ssl_handshake_timeout=0
             ),
             ValueError,
             "ssl_handshake_timeout should be a positive number, got 0",
@@ -473,7 +390,7 @@ def _tls_argument_error_calls() -> list[Any]:
         ),
         pytest.param(
             lambda loop, port, sock, context, path: loop.create_connection(
-                Recorder, HOST, port, ssl=context, ssl_shutdown_timeout=-1
+                JoiningRecorder, HOST, port, ssl=context, ssl_shutdown_timeout=-1
             ),
             ValueError,
             "ssl_shutdown_timeout should be a positive number, got -1",
@@ -481,7 +398,7 @@ def _tls_argument_error_calls() -> list[Any]:
         ),
         pytest.param(
             lambda loop, port, sock, context, path: loop.create_connection(
-                Recorder, sock=sock, ssl=context
+                JoiningRecorder, sock=sock, ssl=context
             ),
             ValueError,
             "You must set server_hostname when using ssl without a host",
@@ -489,7 +406,7 @@ def _tls_argument_error_calls() -> list[Any]:
         ),
         pytest.param(
             lambda loop, port, sock, context, path: loop.create_unix_connection(
-                Recorder, path, ssl=context
+                JoiningRecorder, path, ssl=context
             ),
             ValueError,
             "you have to pass server_hostname when using ssl",
@@ -497,7 +414,7 @@ def _tls_argument_error_calls() -> list[Any]:
         ),
         pytest.param(
             lambda loop, port, sock, context, path: loop.create_server(
-                Recorder, HOST, 0, ssl=True
+                JoiningRecorder, HOST, 0, ssl=True
             ),
             TypeError,
             "ssl argument must be an SSLContext or None",
@@ -505,7 +422,7 @@ def _tls_argument_error_calls() -> list[Any]:
         ),
         pytest.param(
             lambda loop, port, sock, context, path: loop.create_unix_server(
-                Recorder, path, ssl=True
+                JoiningRecorder, path, ssl=True
             ),
             TypeError,
             "ssl argument must be an SSLContext or None",
@@ -513,7 +430,7 @@ def _tls_argument_error_calls() -> list[Any]:
         ),
         pytest.param(
             lambda loop, port, sock, context, path: loop.connect_accepted_socket(
-                Recorder, sock, ssl=True
+                JoiningRecorder, sock, ssl=True
             ),
             ValueError,
             "Server side SSL needs a valid SSLContext",
@@ -558,26 +475,26 @@ async def test_server_rejects_non_positive_timeouts_when_created(
             match=exactly("ssl_handshake_timeout should be a positive number, got 0"),
         ):
             await loop.create_server(
-                Recorder, HOST, 0, ssl=server_context, ssl_handshake_timeout=0
+                JoiningRecorder, HOST, 0, ssl=server_context, ssl_handshake_timeout=0
             )
         with pytest.raises(
             ValueError,
             match=exactly("ssl_shutdown_timeout should be a positive number, got -5"),
         ):
             await loop.create_server(
-                Recorder, HOST, 0, ssl=server_context, ssl_shutdown_timeout=-5
+                JoiningRecorder, HOST, 0, ssl=server_context, ssl_shutdown_timeout=-5
             )
 
 
 async def test_leaving_the_loop_during_a_server_handshake_reports_nothing(
     server_context: ssl.SSLContext,
 ) -> None:
-    servers = Factory()
+    servers = Factory(JoiningRecorder)
     raw = None
     async with protoport.open_loop() as loop:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
-        raw = socket.create_connection((HOST, port_of(server.sockets[0])))
+        raw = socket.create_connection((HOST, port_of(server)))
         # Let the server accept and start the handshake, which waits for a
         # ClientHello that never comes.
         await wait_until(lambda: _accept_queue_is_empty(server))
@@ -599,12 +516,12 @@ def _accept_queue_is_empty(server: protoport.Server) -> bool:
 async def test_extra_info(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
-    servers = Factory()
+    servers = Factory(JoiningRecorder)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
-        port = port_of(server.sockets[0])
+        port = port_of(server)
         transport, _ = await loop.create_connection(
-            Recorder, HOST, port, ssl=client_context
+            JoiningRecorder, HOST, port, ssl=client_context
         )
         await wait_until(lambda: servers.made)
         server_transport = servers.made[0].transport
@@ -639,7 +556,7 @@ async def test_extra_info(
             transport.get_extra_info("sockname")
         )
         transport.close()
-        await wait_until(lambda: servers.made[0].lost)
+        await servers.made[0].wait_lost()
         # Still readable after the end, as asyncio's.
         assert transport.get_extra_info("cipher") == cipher
         server.close()
@@ -648,11 +565,11 @@ async def test_extra_info(
 async def test_no_half_close_and_asyncio_s_write_errors(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0]), ssl=client_context
+            JoiningRecorder, HOST, port_of(server), ssl=client_context
         )
         assert transport.can_write_eof() is False
         with pytest.raises(NotImplementedError) as info:
@@ -670,7 +587,7 @@ async def test_no_half_close_and_asyncio_s_write_errors(
         transport.write(memoryview(b"still working"))
         await wait_until(lambda: client.received() == b"still working")
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
 
 
@@ -680,12 +597,12 @@ async def test_writes_after_the_end_are_dropped_with_asyncio_s_warning(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     async with protoport.open_loop() as loop:
-        server = await loop.create_server(Recorder, HOST, 0, ssl=server_context)
+        server = await loop.create_server(JoiningRecorder, HOST, 0, ssl=server_context)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0]), ssl=client_context
+            JoiningRecorder, HOST, port_of(server), ssl=client_context
         )
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         with caplog.at_level(logging.WARNING, logger="protoport"):
             for _ in range(4):
                 transport.write(b"late")
@@ -735,11 +652,11 @@ async def test_close_sends_close_notify(
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
         await in_thread(tg, _serve_one_tls_peer, lsock, server_context, "read", out)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(lsock), ssl=client_context
+            JoiningRecorder, HOST, port_of(lsock), ssl=client_context
         )
         transport.write(b"last words")
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
     lsock.close()
     # The peer read a clean TLS end (b"", not an SSLEOFError), then its own
     # shutdown completed.
@@ -755,11 +672,11 @@ async def test_abort_sends_no_close_notify(
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
         await in_thread(tg, _serve_one_tls_peer, lsock, server_context, "read", out)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(lsock), ssl=client_context
+            JoiningRecorder, HOST, port_of(lsock), ssl=client_context
         )
         transport.write(b"unsent?")
         transport.abort()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
     lsock.close()
     assert client.trace == ["made", ("lost", None)]
     assert len(out) == 1
@@ -778,11 +695,15 @@ async def test_shutdown_timeout(
             tg, _serve_one_tls_peer, lsock, server_context, "silent", out, done
         )
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(lsock), ssl=client_context, ssl_shutdown_timeout=0.2
+            JoiningRecorder,
+            HOST,
+            port_of(lsock),
+            ssl=client_context,
+            ssl_shutdown_timeout=0.2,
         )
         start = time.monotonic()
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         elapsed = time.monotonic() - start
         done.set()
     lsock.close()
@@ -808,12 +729,12 @@ async def test_peer_closing_without_close_notify(
                 tg, _serve_one_tls_peer, lsock, server_context, "send-and-drop", out
             )
             _, client = await loop.create_connection(
-                partial(Recorder, keep_open=keep_open),
+                partial(JoiningRecorder, keep_open=keep_open),
                 HOST,
                 port_of(lsock),
                 ssl=client_context,
             )
-            await wait_until(lambda: client.lost)
+            await client.wait_lost()
     lsock.close()
     # An end of the TCP stream counts as the end, as in asyncio; returning True
     # from eof_received() does not keep a TLS transport open.
@@ -842,14 +763,14 @@ async def test_nothing_is_sent_in_clear_when_the_client_handshake_fails() -> Non
             conn.sendall(b"HTTP/1.1 400 Bad Request\r\n\r\n")
             received.append(data + recv_all(conn))
 
-    class Eager(Recorder):
+    class Eager(JoiningRecorder):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             transport.write(b"SECRET")  # type: ignore[attr-defined]
 
     made = Factory(Eager)
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
         await in_thread(tg, raw_peer)
         with pytest.raises(ssl.SSLError):
             await loop.create_connection(
@@ -867,7 +788,7 @@ async def test_nothing_is_sent_in_clear_when_the_client_handshake_fails() -> Non
 async def test_nothing_is_sent_in_clear_when_the_server_handshake_fails(
     server_context: ssl.SSLContext,
 ) -> None:
-    class Welcoming(Recorder):
+    class Welcoming(JoiningRecorder):
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             transport.write(b"WELCOME")  # type: ignore[attr-defined]
@@ -875,7 +796,7 @@ async def test_nothing_is_sent_in_clear_when_the_server_handshake_fails(
     servers = Factory(Welcoming)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
-        port = port_of(server.sockets[0])
+        port = port_of(server)
 
         def raw_client() -> bytes:
             with socket.create_connection((HOST, port), timeout=5) as conn:
@@ -908,7 +829,7 @@ async def test_mutual_tls(
 
         async def one_connection(
             context: ssl.SSLContext,
-        ) -> tuple[Any, BaseException | None, Recorder | None]:
+        ) -> tuple[Any, BaseException | None, JoiningRecorder | None]:
             """Serve one connection with connect_accepted_socket() while a
             protoport client connects with *context*."""
             server_side: list[Any] = []
@@ -918,19 +839,19 @@ async def test_mutual_tls(
                 try:
                     server_side.append(
                         await loop.connect_accepted_socket(
-                            partial(Recorder, echo=True), conn, ssl=requiring
+                            partial(JoiningRecorder, echo=True), conn, ssl=requiring
                         )
                     )
                 except OSError as exc:
                     server_side.append(exc)
 
-            client: Recorder | None = None
+            client: JoiningRecorder | None = None
             client_error: BaseException | None = None
             async with anyio.create_task_group() as tg:
                 tg.start_soon(serve)
                 try:
                     transport, client = await loop.create_connection(
-                        Recorder, HOST, port_of(lsock), ssl=context
+                        JoiningRecorder, HOST, port_of(lsock), ssl=context
                     )
                 except OSError as exc:
                     client_error = exc
@@ -939,11 +860,16 @@ async def test_mutual_tls(
                     await wait_until(
                         lambda: (
                             client is not None
-                            and (client.lost or client.received() == b"who am I?")
+                            and (
+                                client.lost.is_set()
+                                or client.received() == b"who am I?"
+                            )
                         )
                     )
                     transport.close()
-                    await wait_until(lambda: client is not None and client.lost)
+                    await wait_until(
+                        lambda: client is not None and client.lost.is_set()
+                    )
             return server_side[0], client_error, client
 
         server_side, client_error, client = await one_connection(with_cert)
@@ -965,7 +891,7 @@ async def test_mutual_tls(
             assert client is not None
             assert ("data", b"who am I?") not in client.trace
             assert client.trace[0] == "made"
-            assert client.lost
+            assert client.lost.is_set()
         else:
             assert isinstance(client_error, (ConnectionResetError, ssl.SSLError))
     lsock.close()
@@ -977,11 +903,11 @@ async def test_mutual_tls(
 async def test_write_buffer_limits(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
-    servers = Factory()
+    servers = Factory(JoiningRecorder)
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0]), ssl=client_context
+            JoiningRecorder, HOST, port_of(server), ssl=client_context
         )
         # asyncio's TLS defaults: 512 KiB high, a quarter of it low.
         assert transport.get_write_buffer_limits() == (131072, 524288)
@@ -1010,11 +936,11 @@ async def test_write_buffer_limits(
         )
         assert servers.made[0].received() == b"a" * 999 + b"b"
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
 
 
-class Sender(Recorder):
+class Sender(JoiningRecorder):
     """Writes *total* bytes in *chunk*-sized writes as long as it is not paused,
     as a protocol that honours pause_writing() does."""
 
@@ -1088,7 +1014,7 @@ async def test_large_transfer_with_backpressure(
         transport, sender = await loop.create_connection(
             lambda: Sender(total, chunk),
             HOST,
-            port_of(server.sockets[0]),
+            port_of(server),
             ssl=client_context,
         )
         # The sender wrote until its buffer reached the TLS high watermark, and
@@ -1130,25 +1056,25 @@ async def test_echo_of_a_large_transfer(
 ) -> None:
     # Both directions busy at once: the server writes while it reads.
     payload = bytes(range(256)) * 4096  # 1 MiB
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0]), ssl=client_context
+            JoiningRecorder, HOST, port_of(server), ssl=client_context
         )
         for i in range(0, len(payload), 100_000):
             transport.write(payload[i : i + 100_000])
         await wait_until(lambda: len(client.received()) == len(payload))
         assert client.received() == payload
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
 
 
 # -- start_tls ------------------------------------------------------------------------
 
 
-class StartTLSServer(Recorder):
+class StartTLSServer(JoiningRecorder):
     """Plain until it reads b"STARTTLS\\n": then answers b"OK\\n" and upgrades."""
 
     def __init__(self, loop: protoport.Loop, context: ssl.SSLContext) -> None:
@@ -1182,7 +1108,7 @@ async def test_start_tls_on_both_sides(
 ) -> None:
     servers: list[StartTLSServer] = []
     async with protoport.open_loop() as loop:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
 
         def factory() -> StartTLSServer:
             servers.append(StartTLSServer(loop, server_context))
@@ -1190,7 +1116,7 @@ async def test_start_tls_on_both_sides(
 
         server = await loop.create_server(factory, HOST, 0)
         plain, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0])
+            JoiningRecorder, HOST, port_of(server)
         )
         assert plain.get_extra_info("ssl_object") is None
         plain.write(b"STARTTLS\n")
@@ -1210,7 +1136,7 @@ async def test_start_tls_on_both_sides(
         assert servers[0].transport.is_closing()
         assert servers[0].tls.get_extra_info("ssl_object").server_side
         tls.close()
-        await wait_until(lambda: client.lost and servers[0].lost)
+        await wait_until(lambda: client.lost.is_set() and servers[0].lost.is_set())
         server.close()
         await server.wait_closed()
     # connection_made() is not called again.
@@ -1254,14 +1180,16 @@ async def test_start_tls_client_side_against_a_stdlib_server(
     out: list[Any] = []
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
         await in_thread(tg, _stdlib_starttls_server, lsock, server_context, out)
-        plain, client = await loop.create_connection(Recorder, HOST, port_of(lsock))
+        plain, client = await loop.create_connection(
+            JoiningRecorder, HOST, port_of(lsock)
+        )
         plain.write(b"STARTTLS\n")
         await wait_until(lambda: client.received() == b"OK\n")
         tls = await loop.start_tls(plain, client, client_context, server_hostname=HOST)
         tls.write(b"shout")
         await wait_until(lambda: client.received() == b"OK\nSHOUT")
         tls.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
     lsock.close()
     assert out == [b"STARTTLS\n", b""]
     assert client.trace == ["made", ("data", b"OK\nSHOUT"), "eof", ("lost", None)]
@@ -1303,7 +1231,7 @@ async def test_start_tls_uses_bytes_read_while_reading_was_paused(
     # go to the TLS layer, or the handshake would stall.
     got_request = anyio.Event()
 
-    class Plain(Recorder):
+    class Plain(JoiningRecorder):
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             got_request.set()
@@ -1311,7 +1239,7 @@ async def test_start_tls_uses_bytes_read_while_reading_was_paused(
     servers = Factory(Plain)
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
         server = await loop.create_server(servers, HOST, 0)
-        raw = await anyio.connect_tcp(HOST, port_of(server.sockets[0]))
+        raw = await anyio.connect_tcp(HOST, port_of(server))
         await raw.send(b"STARTTLS\n")
         with anyio.fail_after(5):
             await got_request.wait()
@@ -1350,7 +1278,7 @@ async def test_start_tls_uses_bytes_read_while_reading_was_paused(
         with anyio.fail_after(5):
             assert await peer_tls[0].receive() == b"world"
         await peer_tls[0].aclose()
-        await wait_until(lambda: protocol.lost)
+        await protocol.wait_lost()
         server.close()
     assert protocol.trace == [
         "made",
@@ -1363,7 +1291,7 @@ async def test_start_tls_uses_bytes_read_while_reading_was_paused(
 async def test_start_tls_handshake_failure(server_context: ssl.SSLContext) -> None:
     servers: list[StartTLSServer] = []
     async with protoport.open_loop() as loop:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
 
         def factory() -> StartTLSServer:
             servers.append(StartTLSServer(loop, server_context))
@@ -1371,14 +1299,14 @@ async def test_start_tls_handshake_failure(server_context: ssl.SSLContext) -> No
 
         server = await loop.create_server(factory, HOST, 0)
         plain, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0])
+            JoiningRecorder, HOST, port_of(server)
         )
         plain.write(b"STARTTLS\n")
         await wait_until(lambda: client.received() == b"OK\n")
         untrusting = ssl.create_default_context()
         with pytest.raises(ssl.SSLCertVerificationError) as info:
             await loop.start_tls(plain, client, untrusting, server_hostname="localhost")
-        await wait_until(lambda: client.lost and servers[0].lost)
+        await wait_until(lambda: client.lost.is_set() and servers[0].lost.is_set())
         server.close()
     assert plain.is_closing()
     # The protocol is told: the connection is lost with the handshake's error.
@@ -1402,7 +1330,9 @@ async def test_start_tls_handshake_timeout() -> None:
             accepted.append(lsock.accept()[0])
 
         await in_thread(tg, accept)
-        plain, client = await loop.create_connection(Recorder, HOST, port_of(lsock))
+        plain, client = await loop.create_connection(
+            JoiningRecorder, HOST, port_of(lsock)
+        )
         start = time.monotonic()
         with pytest.raises(ConnectionAbortedError) as info:
             await loop.start_tls(
@@ -1413,7 +1343,7 @@ async def test_start_tls_handshake_timeout() -> None:
                 ssl_handshake_timeout=0.2,
             )
         assert 0.15 < time.monotonic() - start < 2
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
     for sock in accepted:
         sock.close()
     lsock.close()
@@ -1424,11 +1354,11 @@ async def test_start_tls_handshake_timeout() -> None:
 
 
 async def test_start_tls_argument_errors(client_context: ssl.SSLContext) -> None:
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0)
         plain, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0])
+            JoiningRecorder, HOST, port_of(server)
         )
         with pytest.raises(TypeError) as info:
             await loop.start_tls(plain, client, True)  # type: ignore[arg-type]
@@ -1458,22 +1388,12 @@ async def test_start_tls_argument_errors(client_context: ssl.SSLContext) -> None
         plain.write(b"still plain")
         await wait_until(lambda: client.received() == b"still plain")
         plain.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
     assert client.trace == ["made", ("data", b"still plain"), ("lost", None)]
 
 
 # -- asyncio's default timeouts, on Trio's virtual clock ---------------------------
-
-
-class Notifying(Recorder):
-    def __init__(self) -> None:
-        super().__init__()
-        self.done = anyio.Event()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self.done.set()
 
 
 def _virtual_trio() -> Any:
@@ -1490,7 +1410,7 @@ async def test_default_handshake_timeout_is_60_seconds() -> None:
         start = trio.current_time()
         with pytest.raises(ConnectionAbortedError) as info:
             await loop.create_connection(
-                Recorder, HOST, port_of(lsock), ssl=ssl.create_default_context()
+                JoiningRecorder, HOST, port_of(lsock), ssl=ssl.create_default_context()
             )
         assert trio.current_time() - start == pytest.approx(60, abs=1)
     lsock.close()
@@ -1510,12 +1430,12 @@ async def test_default_shutdown_timeout_is_30_seconds(
             tg, _serve_one_tls_peer, lsock, server_context, "silent", [], done
         )
         transport, client = await loop.create_connection(
-            Notifying, HOST, port_of(lsock), ssl=client_context
+            JoiningRecorder, HOST, port_of(lsock), ssl=client_context
         )
         start = trio.current_time()
         transport.close()
         # No fail_after() here: the deadline would be on the virtual clock too.
-        await client.done.wait()
+        await client.lost.wait()
         assert trio.current_time() - start == pytest.approx(30, abs=1)
         done.set()
     lsock.close()
@@ -1528,20 +1448,20 @@ async def test_default_shutdown_timeout_is_30_seconds(
 async def test_a_failing_data_received_is_reported_as_asyncio_reports_it(
     server_context: ssl.SSLContext, client_context: ssl.SSLContext
 ) -> None:
-    class Failing(Recorder):
+    class Failing(JoiningRecorder):
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
             raise ZeroDivisionError
 
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
         transport, client = await loop.create_connection(
-            Failing, HOST, port_of(server.sockets[0]), ssl=client_context
+            Failing, HOST, port_of(server), ssl=client_context
         )
         transport.write(b"boom")
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
     exc = client.trace[-1][1]
     assert isinstance(exc, ZeroDivisionError)
@@ -1554,21 +1474,21 @@ async def test_a_failing_data_received_is_reported_as_asyncio_reports_it(
 async def test_a_failing_eof_received_is_reported_as_asyncio_reports_it(
     client_context: ssl.SSLContext, server_context: ssl.SSLContext
 ) -> None:
-    class Failing(Recorder):
+    class Failing(JoiningRecorder):
         def eof_received(self) -> bool:
             super().eof_received()
             raise ZeroDivisionError
 
     lsock = listener()
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
-        calls = recording_handler(loop)
+        calls = collect_errors(loop)
         await in_thread(
             tg, _serve_one_tls_peer, lsock, server_context, "send-and-drop", []
         )
         _, client = await loop.create_connection(
             Failing, HOST, port_of(lsock), ssl=client_context
         )
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
     lsock.close()
     exc = client.trace[-1][1]
     assert isinstance(exc, ZeroDivisionError)
@@ -1601,13 +1521,13 @@ async def test_no_close_notify_after_the_peer_ended_the_tcp_stream(
 ) -> None:
     # As asyncio: a TCP end from the peer is answered by closing the socket,
     # not with a TLS shutdown the peer can no longer answer.
-    servers = Factory()
+    servers = Factory(JoiningRecorder)
     out: list[Any] = []
     async with protoport.open_loop() as loop, anyio.create_task_group() as tg:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
-        port = port_of(server.sockets[0])
+        port = port_of(server)
         await in_thread(tg, _stdlib_client_half_closing, port, client_context, out)
-        await wait_until(lambda: servers.made and servers.made[0].lost)
+        await wait_until(lambda: servers.made and servers.made[0].lost.is_set())
         server.close()
     assert servers.made[0].trace == ["made", ("data", b"hi"), "eof", ("lost", None)]
     assert len(out) == 1
@@ -1619,15 +1539,15 @@ async def test_data_arriving_after_close_ends_the_shutdown_with_an_error(
 ) -> None:
     # The echo of the last write comes back after our close_notify: the TLS
     # shutdown fails, and (as in asyncio) connection_lost() gets the SSLError.
-    servers = Factory(partial(Recorder, echo=True))
+    servers = Factory(partial(JoiningRecorder, echo=True))
     async with protoport.open_loop() as loop:
         server = await loop.create_server(servers, HOST, 0, ssl=server_context)
         transport, client = await loop.create_connection(
-            Recorder, HOST, port_of(server.sockets[0]), ssl=client_context
+            JoiningRecorder, HOST, port_of(server), ssl=client_context
         )
         transport.write(b"ping")
         transport.close()
-        await wait_until(lambda: client.lost)
+        await client.wait_lost()
         server.close()
     exc = client.trace[-1][1]
     assert client.trace == ["made", ("lost", exc)]

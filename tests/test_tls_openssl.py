@@ -21,6 +21,7 @@ import trustme
 from anyio.abc import Process
 
 import protoport
+from _helpers import Factory, port_of, wait_until
 
 OPENSSL = shutil.which("openssl")
 
@@ -208,6 +209,22 @@ async def running_s_server(
         yield server, port
 
 
+def s_client_args(server: Any, ca_file: Path, *extra: str) -> list[str]:
+    """Arguments for ``openssl s_client`` against *server*, trusting the CA in
+    *ca_file*, giving up on a verification error, and printing only what it
+    reads (``-quiet``, which implies ``-ign_eof``)."""
+    return [
+        "s_client",
+        "-connect",
+        f"{HOST}:{port_of(server)}",
+        "-CAfile",
+        str(ca_file),
+        "-verify_return_error",
+        "-quiet",
+        *extra,
+    ]
+
+
 @pytest.mark.parametrize("version", ["-tls1_3", "-tls1_2"])
 async def test_our_client_against_openssl_s_server(certs: Certs, version: str) -> None:
     async with running_s_server(certs, version) as (server, port):
@@ -226,9 +243,9 @@ async def test_our_client_against_openssl_s_server(certs: Certs, version: str) -
             await server.wait_for_output(b"hello from protoport\n")
             # ... and what s_server reads from its stdin reaches us.
             await server.send(b"hello from openssl\n")
-            with anyio.fail_after(10):
-                while bytes(client.data) != b"hello from openssl\n":
-                    await anyio.sleep(0.005)
+            await wait_until(
+                lambda: bytes(client.data) == b"hello from openssl\n", timeout=10
+            )
             # A bulk transfer, with TLS 1.3 a key update requested by the peer
             # in the middle of it.
             if version == "-tls1_3":
@@ -236,46 +253,31 @@ async def test_our_client_against_openssl_s_server(certs: Certs, version: str) -
             payload = b"0123456789abcdef" * 16384  # 256 KiB
             for i in range(0, len(payload), 50_000):
                 transport.write(payload[i : i + 50_000])
-            with anyio.fail_after(10):
-                while bytes(server.output).count(b"0123456789abcdef") < 16384:
-                    await anyio.sleep(0.005)
+            await wait_until(
+                lambda: bytes(server.output).count(b"0123456789abcdef") >= 16384,
+                timeout=10,
+            )
             await server.send(b"after the transfer\n")
-            with anyio.fail_after(10):
-                while not client.data.endswith(b"after the transfer\n"):
-                    await anyio.sleep(0.005)
+            await wait_until(
+                lambda: client.data.endswith(b"after the transfer\n"), timeout=10
+            )
             # Our close() is a TLS shutdown: s_server, told to serve one
             # connection, ends cleanly.
             transport.close()
-            with anyio.fail_after(10):
-                while not client.lost:
-                    await anyio.sleep(0.005)
+            await wait_until(lambda: client.lost, timeout=10)
         assert await server.wait() == 0
     assert client.trace == ["made", "data", "eof", ("lost", None)]
 
 
 async def test_openssl_s_client_against_our_server(certs: Certs) -> None:
     async with protoport.open_loop() as loop:
-        servers: list[Shouter] = []
-
-        def factory() -> Shouter:
-            servers.append(Shouter())
-            return servers[-1]
-
-        server = await loop.create_server(factory, HOST, 0, ssl=certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        args = [
-            "s_client",
-            "-connect",
-            f"{HOST}:{port}",
-            "-servername",
-            "localhost",
-            "-verify_hostname",
-            "localhost",
-            "-CAfile",
-            str(certs.ca_file),
-            "-verify_return_error",
-            "-quiet",  # prints only what it reads; implies -ign_eof
-        ]
+        servers = Factory(Shouter)
+        server = await loop.create_server(servers, HOST, 0, ssl=certs.server_context())
+        args = s_client_args(
+            server,
+            certs.ca_file,
+            *("-servername", "localhost", "-verify_hostname", "localhost"),
+        )
         async with openssl(args) as client:
             await client.send(b"hello from openssl\n")
             await client.wait_for_output(b"HELLO FROM OPENSSL\n")
@@ -283,75 +285,44 @@ async def test_openssl_s_client_against_our_server(certs: Certs) -> None:
             # Our server closes after "bye": s_client reads the TLS end and exits.
             assert await client.wait() == 0
         assert b"HELLO FROM OPENSSL\nBYE\n" in client.output
-        with anyio.fail_after(10):
-            while not servers[0].lost:
-                await anyio.sleep(0.005)
+        await wait_until(lambda: servers.made[0].lost, timeout=10)
         server.close()
-    assert bytes(servers[0].data) == b"hello from openssl\nbye\n"
-    assert servers[0].trace == ["made", "data", "eof", ("lost", None)]
+    assert bytes(servers.made[0].data) == b"hello from openssl\nbye\n"
+    assert servers.made[0].trace == ["made", "data", "eof", ("lost", None)]
 
 
 async def test_openssl_s_client_with_a_client_certificate(certs: Certs) -> None:
     async with protoport.open_loop() as loop:
-        servers: list[Shouter] = []
-
-        def factory() -> Shouter:
-            servers.append(Shouter())
-            return servers[-1]
-
+        servers = Factory(Shouter)
         server = await loop.create_server(
-            factory, HOST, 0, ssl=certs.server_context(require_client_cert=True)
+            servers, HOST, 0, ssl=certs.server_context(require_client_cert=True)
         )
-        port = server.sockets[0].getsockname()[1]
-        args = [
-            "s_client",
-            "-connect",
-            f"{HOST}:{port}",
-            "-servername",
-            "localhost",
-            "-CAfile",
-            str(certs.ca_file),
-            "-verify_return_error",
-            "-cert",
-            str(certs.client_file),
-            "-key",
-            str(certs.client_file),
-            "-quiet",
-        ]
+        args = s_client_args(
+            server,
+            certs.ca_file,
+            *("-servername", "localhost"),
+            *("-cert", str(certs.client_file), "-key", str(certs.client_file)),
+        )
         async with openssl(args) as client:
             await client.wait_for_output(b"hello client@example.com\n")
             await client.send(b"bye\n")
             assert await client.wait() == 0
         assert b"BYE\n" in client.output
         server.close()
-    assert bytes(servers[0].data) == b"bye\n"
+    assert bytes(servers.made[0].data) == b"bye\n"
 
 
 async def test_openssl_s_client_refuses_an_untrusted_server(certs: Certs) -> None:
-    servers: list[Shouter] = []
+    servers = Factory(Shouter)
     async with protoport.open_loop() as loop:
-
-        def factory() -> Shouter:
-            servers.append(Shouter())
-            return servers[-1]
-
-        server = await loop.create_server(factory, HOST, 0, ssl=certs.server_context())
-        port = server.sockets[0].getsockname()[1]
-        args = [
-            "s_client",
-            "-connect",
-            f"{HOST}:{port}",
-            "-CAfile",
-            str(certs.other_ca_file),
-            "-verify_return_error",
-            "-quiet",
-        ]
+        server = await loop.create_server(servers, HOST, 0, ssl=certs.server_context())
+        args = s_client_args(server, certs.other_ca_file)
         async with openssl(args) as client:
             assert await client.wait() != 0
         server.close()
     assert b"verify error" in client.output
     # The server never ran a protocol for the failed handshake.
-    assert servers == []
+    assert servers.made == []
 
 
 async def test_our_client_refuses_s_server_under_another_name(certs: Certs) -> None:

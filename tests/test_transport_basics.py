@@ -14,120 +14,23 @@ import pytest
 from anyio.abc import ByteStream, SocketAttribute
 
 import protoport
+from _helpers import (
+    IP_FAMILIES,
+    KINDS,
+    SOCKET_KINDS,
+    Recorder,
+    collect_errors,
+    open_pair,
+    read_exactly,
+    read_to_eof,
+    settle,
+    squash,
+    wait_until,
+)
 from _streams import memory_stream_pair, socket_stream_pair
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
-
-KINDS = ["memory", "unix", "tcp"]
-SOCKET_KINDS = ["unix", "tcp"]
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def open_pair(
-    kind: str, capacity: int = 1 << 30
-) -> tuple[ByteStream, ByteStream]:
-    """``(local, peer)``: the transport gets *local*, the test drives *peer*.
-    *capacity* bounds the unread bytes of a memory pair (ignored for sockets)."""
-    if kind == "memory":
-        return memory_stream_pair(capacity)
-    family = {"unix": socket.AF_UNIX, "tcp": socket.AF_INET}[kind]
-    return await socket_stream_pair(family)
-
-
-async def read_exactly(stream: ByteStream, n: int) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive()
-    return bytes(buf)
-
-
-async def read_to_eof(stream: ByteStream) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while True:
-            try:
-                buf += await stream.receive()
-            except anyio.EndOfStream:
-                return bytes(buf)
-
-
-async def wait_until(predicate: Any) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
-async def settle() -> None:
-    """Run until nothing moves any more, so that a callback that has not happened
-    by then is held back. The short sleep first lets asyncio poll its sockets:
-    its variant of wait_all_tasks_blocked() does not see pending readiness."""
-    await anyio.sleep(0.02)
-    await anyio.wait_all_tasks_blocked()
-
-
-def squash(trace: list[Any]) -> list[Any]:
-    """Join adjacent ``("data", bytes)`` entries: how bytes are split into
-    ``data_received()`` calls is not part of the contract."""
-    out: list[Any] = []
-    for entry in trace:
-        if (
-            isinstance(entry, tuple)
-            and entry[0] == "data"
-            and out
-            and isinstance(out[-1], tuple)
-            and out[-1][0] == "data"
-        ):
-            out[-1] = ("data", out[-1][1] + entry[1])
-        else:
-            out.append(entry)
-    return out
-
-
-def collect_errors(loop: protoport.Loop) -> list[dict[str, Any]]:
-    contexts: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    return contexts
-
-
-class Recorder(asyncio.Protocol):
-    """Records every callback; ``eof_received()`` returns ``keep_open``."""
-
-    keep_open: Any = None
-
-    def __init__(self) -> None:
-        self.trace: list[Any] = []
-        self.transport: Any = None
-        self.lost = anyio.Event()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        self.trace.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        self.trace.append(("data", data))
-
-    def eof_received(self) -> Any:
-        self.trace.append("eof")
-        return self.keep_open
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.trace.append(("lost", exc))
-        self.lost.set()
-
-    def received(self) -> bytes:
-        return b"".join(
-            e[1] for e in self.trace if isinstance(e, tuple) and e[0] == "data"
-        )
-
-    async def wait_lost(self) -> None:
-        with anyio.fail_after(5):
-            await self.lost.wait()
 
 
 # -- connect_stream and the callback order ------------------------------------
@@ -894,28 +797,7 @@ async def test_pause_reading_inside_data_received(kind: str) -> None:
 # -- get_extra_info() ----------------------------------------------------------
 
 
-def _ipv6_available() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
-@pytest.mark.parametrize(
-    "family",
-    [
-        socket.AF_UNIX,
-        socket.AF_INET,
-        pytest.param(
-            socket.AF_INET6,
-            marks=pytest.mark.skipif(not _ipv6_available(), reason="no IPv6"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("family", [socket.AF_UNIX, *IP_FAMILIES])
 async def test_socket_extra_info(family: socket.AddressFamily) -> None:
     local, peer = await socket_stream_pair(family)
     raw = local.extra(SocketAttribute.raw_socket)

@@ -4,72 +4,21 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import ByteStream
 
 import protoport
-from _streams import memory_stream_pair, socket_stream_pair
+from _helpers import (
+    collect_errors,
+    open_pair,
+    read_until_closed,
+    settle,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
-
-KINDS = ["memory", "unix", "tcp"]
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def open_pair(
-    kind: str, capacity: int = 1 << 30
-) -> tuple[ByteStream, ByteStream]:
-    """``(local, peer)``; *capacity* bounds a memory pair's unread bytes."""
-    if kind == "memory":
-        return memory_stream_pair(capacity)
-    family = {"unix": socket.AF_UNIX, "tcp": socket.AF_INET}[kind]
-    return await socket_stream_pair(family)
-
-
-async def read_exactly(stream: ByteStream, n: int) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive()
-    return bytes(buf)
-
-
-async def read_until_closed(stream: ByteStream) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while True:
-            try:
-                buf += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return bytes(buf)
-
-
-async def wait_until(predicate: Any) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
-async def settle() -> None:
-    """Run until nothing moves any more, so that a callback that has not happened
-    by then is held back. The short sleep first lets asyncio poll its sockets:
-    its variant of wait_all_tasks_blocked() does not see pending readiness."""
-    await anyio.sleep(0.02)
-    await anyio.wait_all_tasks_blocked()
-
-
-def collect_errors(loop: protoport.Loop) -> list[dict[str, Any]]:
-    contexts: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    return contexts
 
 
 def pattern(n: int) -> bytes:
@@ -336,46 +285,44 @@ async def test_empty_buffer_is_fatal(kind: str) -> None:
         assert await read_until_closed(peer) == b""
 
 
-async def test_get_buffer_raising_is_fatal(kind: str) -> None:
+@pytest.mark.parametrize(
+    ("protocol_class", "message", "trace_before_lost"),
+    [
+        pytest.param(
+            RaisingGetBuffer,
+            "Fatal error: protocol.get_buffer() call failed.",
+            ["made", "get_buffer"],
+            id="get_buffer",
+        ),
+        pytest.param(
+            RaisingUpdate,
+            "Fatal error: protocol.buffer_updated() call failed.",
+            ["made", "get_buffer", ("updated", 4)],
+            id="buffer_updated",
+        ),
+    ],
+)
+async def test_a_raising_buffered_callback_is_fatal(
+    kind: str,
+    protocol_class: type[Buffered],
+    message: str,
+    trace_before_lost: list[Any],
+) -> None:
     local, peer = await open_pair(kind)
     async with peer, protoport.open_loop() as loop:
         errors = collect_errors(loop)
-        transport, proto = await loop.connect_stream(RaisingGetBuffer, local)
+        transport, proto = await loop.connect_stream(protocol_class, local)
         await peer.send(b"data")
         await proto.wait_lost()
         assert errors == [
             {
-                "message": "Fatal error: protocol.get_buffer() call failed.",
+                "message": message,
                 "exception": proto.error,
                 "transport": transport,
                 "protocol": proto,
             }
         ]
-        assert proto.trace == ["made", "get_buffer", ("lost", proto.error)]
-        assert proto.lost_exc is proto.error
-
-
-async def test_buffer_updated_raising_is_fatal(kind: str) -> None:
-    local, peer = await open_pair(kind)
-    async with peer, protoport.open_loop() as loop:
-        errors = collect_errors(loop)
-        transport, proto = await loop.connect_stream(RaisingUpdate, local)
-        await peer.send(b"data")
-        await proto.wait_lost()
-        assert errors == [
-            {
-                "message": "Fatal error: protocol.buffer_updated() call failed.",
-                "exception": proto.error,
-                "transport": transport,
-                "protocol": proto,
-            }
-        ]
-        assert proto.trace == [
-            "made",
-            "get_buffer",
-            ("updated", 4),
-            ("lost", proto.error),
-        ]
+        assert proto.trace == [*trace_before_lost, ("lost", proto.error)]
         assert proto.lost_exc is proto.error
 
 

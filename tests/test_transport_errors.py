@@ -3,7 +3,6 @@ resets, and isolation between transports of one loop."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import struct
 from typing import Any
@@ -13,101 +12,24 @@ import pytest
 from anyio.abc import ByteStream, SocketAttribute
 
 import protoport
+from _helpers import (
+    IP_FAMILIES,
+    Recorder,
+    collect_errors,
+    open_pair,
+    read_exactly,
+    read_until_closed,
+    settle,
+    wait_until,
+)
 from _streams import memory_stream_pair, socket_stream_pair
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
 
-KINDS = ["memory", "unix", "tcp"]
-
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def open_pair(
-    kind: str, capacity: int = 1 << 30
-) -> tuple[ByteStream, ByteStream]:
-    """``(local, peer)``; *capacity* bounds a memory pair's unread bytes."""
-    if kind == "memory":
-        return memory_stream_pair(capacity)
-    family = {"unix": socket.AF_UNIX, "tcp": socket.AF_INET}[kind]
-    return await socket_stream_pair(family)
-
-
-async def read_exactly(stream: ByteStream, n: int) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive()
-    return bytes(buf)
-
-
-async def read_until_closed(stream: ByteStream) -> bytes:
-    """Read until the stream ends, by EOF or by a reset."""
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while True:
-            try:
-                buf += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                return bytes(buf)
-
-
-async def wait_until(predicate: Any) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
-async def settle() -> None:
-    """Run until nothing moves any more, so that a callback that has not happened
-    by then is held back. The short sleep first lets asyncio poll its sockets:
-    its variant of wait_all_tasks_blocked() does not see pending readiness."""
-    await anyio.sleep(0.02)
-    await anyio.wait_all_tasks_blocked()
-
-
-def collect_errors(loop: protoport.Loop) -> list[dict[str, Any]]:
-    contexts: list[dict[str, Any]] = []
-    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
-    return contexts
-
 
 class Boom(Exception):
     pass
-
-
-class Recorder(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.trace: list[Any] = []
-        self.transport: Any = None
-        self.lost = anyio.Event()
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.trace.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        self.trace.append(("data", data))
-
-    def eof_received(self) -> Any:
-        self.trace.append("eof")
-        return None
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.trace.append(("lost", exc))
-        self.lost.set()
-
-    def received(self) -> bytes:
-        return b"".join(
-            e[1] for e in self.trace if isinstance(e, tuple) and e[0] == "data"
-        )
-
-    async def wait_lost(self) -> None:
-        with anyio.fail_after(5):
-            await self.lost.wait()
 
 
 # -- exceptions from data_received() and eof_received() --------------------------
@@ -248,17 +170,6 @@ async def test_memory_peer_reset_while_writing() -> None:
         assert transport.get_write_buffer_size() == 0
 
 
-def _ipv6_available() -> bool:
-    if not socket.has_ipv6:
-        return False
-    try:
-        with socket.socket(socket.AF_INET6) as s:
-            s.bind(("::1", 0))
-    except OSError:
-        return False
-    return True
-
-
 async def _reset(peer: ByteStream) -> None:
     """Close *peer* with SO_LINGER 0, so that the kernel sends an RST."""
     raw = peer.extra(SocketAttribute.raw_socket)
@@ -266,16 +177,7 @@ async def _reset(peer: ByteStream) -> None:
     await peer.aclose()
 
 
-@pytest.mark.parametrize(
-    "family",
-    [
-        socket.AF_INET,
-        pytest.param(
-            socket.AF_INET6,
-            marks=pytest.mark.skipif(not _ipv6_available(), reason="no IPv6"),
-        ),
-    ],
-)
+@pytest.mark.parametrize("family", IP_FAMILIES)
 async def test_tcp_peer_reset_reports_an_oserror(family: socket.AddressFamily) -> None:
     local, peer = await socket_stream_pair(family)
     async with protoport.open_loop() as loop:

@@ -5,70 +5,30 @@ protocol that honours ``pause_writing()``."""
 from __future__ import annotations
 
 import asyncio
-import re
-import socket
-from typing import Any
 
 import anyio
 import pytest
-from anyio.abc import ByteStream
 
 import protoport
-from _streams import memory_stream_pair, socket_stream_pair
+from _helpers import (
+    SOCKET_KINDS,
+    Recorder,
+    exactly,
+    open_pair,
+    receive_exactly,
+    wait_until,
+)
+from _streams import memory_stream_pair
 
 pytestmark = pytest.mark.anyio
 
-KINDS = ["memory", "unix", "tcp"]
 
-
-@pytest.fixture(params=KINDS)
-def kind(request: pytest.FixtureRequest) -> str:
-    return str(request.param)
-
-
-async def open_pair(
-    kind: str, capacity: int = 1 << 30
-) -> tuple[ByteStream, ByteStream]:
-    """``(local, peer)``; *capacity* bounds a memory pair's unread bytes."""
-    if kind == "memory":
-        return memory_stream_pair(capacity)
-    family = {"unix": socket.AF_UNIX, "tcp": socket.AF_INET}[kind]
-    return await socket_stream_pair(family)
-
-
-async def read_exactly(stream: ByteStream, n: int, chunk: int = 65536) -> bytes:
-    buf = bytearray()
-    with anyio.fail_after(5):
-        while len(buf) < n:
-            buf += await stream.receive(min(chunk, n - len(buf)))
-    return bytes(buf)
-
-
-async def wait_until(predicate: Any) -> None:
-    with anyio.fail_after(5):
-        while not predicate():
-            await anyio.sleep(0.001)
-
-
-class FlowRecorder(asyncio.Protocol):
+class FlowRecorder(Recorder):
     """Records callbacks, and the buffer size seen by pause/resume_writing."""
 
     def __init__(self) -> None:
-        self.trace: list[Any] = []
-        self.transport: Any = None
+        super().__init__()
         self.sizes: list[tuple[str, int]] = []
-        self.lost = anyio.Event()
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.trace.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        self.trace.append(("data", data))
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self.trace.append(("lost", exc))
-        self.lost.set()
 
     def pause_writing(self) -> None:
         self.trace.append("pause")
@@ -129,7 +89,7 @@ async def test_set_write_buffer_limits_validation(
     async with peer, protoport.open_loop() as loop:
         transport, _ = await loop.connect_stream(FlowRecorder, local)
         transport.set_write_buffer_limits(high=1000, low=100)
-        with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        with pytest.raises(ValueError, match=exactly(message)):
             transport.set_write_buffer_limits(**kwargs)
         # A rejected call leaves the limits as they were.
         assert transport.get_write_buffer_limits() == (100, 1000)
@@ -174,7 +134,7 @@ async def test_buffer_size_counts_pending_bytes_while_peer_does_not_read() -> No
         # The peer took at most 10 bytes; the rest is still counted.
         assert 1490 <= transport.get_write_buffer_size() <= 1500
         assert proto.trace == ["made"]
-        assert await read_exactly(peer, 1500) == b"x" * 1000 + b"y" * 500
+        assert await receive_exactly(peer, 1500) == b"x" * 1000 + b"y" * 500
         await wait_until(lambda: transport.get_write_buffer_size() == 0)
 
 
@@ -197,7 +157,7 @@ async def test_resume_writing_once_the_peer_reads_down_to_low() -> None:
         assert proto.sizes[0] == ("pause", 2100)
         assert proto.sizes[1][0] == "resume"
         assert proto.sizes[1][1] <= 500
-        received += await read_exactly(peer, len(expected) - len(received))
+        received += await receive_exactly(peer, len(expected) - len(received))
         assert received == expected
 
 
@@ -211,7 +171,7 @@ async def test_pause_and_resume_alternate() -> None:
             transport.write(chunk)
             transport.write(chunk)  # paused already: no second pause
             assert proto.trace.count("pause") == round_ + 1
-            assert await read_exactly(peer, 6000) == chunk * 2
+            assert await receive_exactly(peer, 6000) == chunk * 2
             await wait_until(lambda n=round_: proto.trace.count("resume") == n + 1)
         assert proto.trace == ["made"] + ["pause", "resume"] * 4
         for event, size in proto.sizes:
@@ -235,7 +195,7 @@ async def test_lowering_high_below_the_buffered_size_pauses_at_once() -> None:
         await anyio.wait_all_tasks_blocked()
         assert proto.trace == ["made", "pause"]
         # Sending (the peer reads) is what resumes.
-        assert await read_exactly(peer, 500) == b"q" * 500
+        assert await receive_exactly(peer, 500) == b"q" * 500
         await wait_until(lambda: "resume" in proto.trace)
         assert proto.trace == ["made", "pause", "resume"]
 
@@ -259,13 +219,13 @@ async def test_high_zero_pauses_on_any_buffered_byte() -> None:
         transport.write(b"!")
         assert proto.trace == ["made", "pause"]
         assert proto.sizes == [("pause", 1)]
-        assert await read_exactly(peer, 1) == b"!"
+        assert await receive_exactly(peer, 1) == b"!"
         await wait_until(lambda: "resume" in proto.trace)
         assert proto.sizes == [("pause", 1), ("resume", 0)]
 
 
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-@pytest.mark.parametrize("kind", ["unix", "tcp"])
+@pytest.mark.parametrize("kind", SOCKET_KINDS)
 async def test_a_write_the_socket_takes_whole_never_pauses_on_trio(
     kind: str,
 ) -> None:
@@ -276,7 +236,7 @@ async def test_a_write_the_socket_takes_whole_never_pauses_on_trio(
         transport.write(b"small")
         assert transport.get_write_buffer_size() == 0
         assert proto.trace == ["made"]
-        assert await read_exactly(peer, 5) == b"small"
+        assert await receive_exactly(peer, 5) == b"small"
         assert proto.trace == ["made"]
 
 
@@ -360,7 +320,7 @@ async def test_pause_writing_goes_to_the_new_protocol() -> None:
         transport.write(b"w" * 200)
         assert first.trace == ["made"]
         assert second.trace == ["pause"]
-        assert await read_exactly(peer, 200) == b"w" * 200
+        assert await receive_exactly(peer, 200) == b"w" * 200
         await wait_until(lambda: "resume" in second.trace)
         assert first.trace == ["made"]
         assert second.trace == ["pause", "resume"]
@@ -376,7 +336,7 @@ async def test_resume_writing_goes_to_the_protocol_set_while_paused() -> None:
         second = FlowRecorder()
         second.transport = transport
         transport.set_protocol(second)
-        assert await read_exactly(peer, 200) == b"w" * 200
+        assert await receive_exactly(peer, 200) == b"w" * 200
         await wait_until(lambda: "resume" in second.trace)
         assert first.trace == ["made", "pause"]
         assert second.trace == ["resume"]
@@ -413,6 +373,6 @@ async def test_flow_control_callbacks_see_a_running_loop(anyio_backend: str) -> 
         transport, proto = await loop.connect_stream(LoopProbe, local)
         transport.set_write_buffer_limits(high=10)
         transport.write(b"p" * 100)  # called from a plain task, not a callback
-        assert await read_exactly(peer, 100) == b"p" * 100
+        assert await receive_exactly(peer, 100) == b"p" * 100
         await wait_until(lambda: "resume" in proto.trace)
     assert proto.seen == [("pause", expected), ("resume", expected)]

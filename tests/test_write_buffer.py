@@ -6,45 +6,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import re
+from collections.abc import Callable
 from typing import Any
 
 import anyio
 import pytest
 
+from _helpers import RecordingProtocol, exactly
 from protoport import WriteBuffer
 
 pytestmark = pytest.mark.anyio
-
-
-class RecordingProtocol(asyncio.Protocol):
-    """Records pause/resume calls; optionally raises from them."""
-
-    def __init__(
-        self,
-        pause_exc: BaseException | None = None,
-        resume_exc: BaseException | None = None,
-    ) -> None:
-        self.events: list[str] = []
-        self.pause_exc = pause_exc
-        self.resume_exc = resume_exc
-        # What the buffer reported as its size/paused flag during each callback.
-        self.seen: list[tuple[str, int, bool]] = []
-        self.buffer: WriteBuffer | None = None
-
-    def pause_writing(self) -> None:
-        self.events.append("pause")
-        if self.buffer is not None:
-            self.seen.append(("pause", self.buffer.size, self.buffer.paused))
-        if self.pause_exc is not None:
-            raise self.pause_exc
-
-    def resume_writing(self) -> None:
-        self.events.append("resume")
-        if self.buffer is not None:
-            self.seen.append(("resume", self.buffer.size, self.buffer.paused))
-        if self.resume_exc is not None:
-            raise self.resume_exc
 
 
 class DummyTransport(asyncio.Transport):
@@ -128,7 +99,7 @@ def test_set_limits_applies_same_defaults() -> None:
 def test_invalid_limits_at_construction(
     high: int | None, low: int | None, message: str
 ) -> None:
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+    with pytest.raises(ValueError, match=exactly(message)):
         WriteBuffer(RecordingProtocol(), high=high, low=low)
 
 
@@ -146,7 +117,7 @@ def test_invalid_set_limits_keeps_old_limits(
 ) -> None:
     buf, proto = make(high=100, low=30)
     buf.append(b"x" * 50)
-    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+    with pytest.raises(ValueError, match=exactly(message)):
         buf.set_write_buffer_limits(high=high, low=low)
     assert buf.get_write_buffer_limits() == (30, 100)
     assert proto.events == []
@@ -775,7 +746,17 @@ async def test_wait_resumed_after_repause_blocks_again() -> None:
             assert done == [1, 2]
 
 
-async def test_wait_resumed_releases_all_waiters() -> None:
+@pytest.mark.parametrize(
+    ("release", "waiters", "paused_after"),
+    [
+        pytest.param(lambda buf: buf.consume(4), 5, False, id="resumed"),
+        # Still paused, but closed: waiting returns at once.
+        pytest.param(WriteBuffer.close, 2, True, id="closed"),
+    ],
+)
+async def test_wait_resumed_releases_every_waiter(
+    release: Callable[[WriteBuffer], None], waiters: int, paused_after: bool
+) -> None:
     buf = WriteBuffer(high=4, low=1)
     buf.append(b"abcde")
     done: list[int] = []
@@ -786,35 +767,14 @@ async def test_wait_resumed_releases_all_waiters() -> None:
 
     with anyio.fail_after(5):
         async with anyio.create_task_group() as tg:
-            for n in range(5):
+            for n in range(waiters):
                 tg.start_soon(waiter, n)
             await anyio.wait_all_tasks_blocked()
             assert done == []
-            buf.consume(4)
+            release(buf)
             await anyio.wait_all_tasks_blocked()
-            assert sorted(done) == [0, 1, 2, 3, 4]
-
-
-async def test_close_releases_waiters() -> None:
-    buf = WriteBuffer(high=4, low=1)
-    buf.append(b"abcde")
-    done: list[int] = []
-
-    async def waiter(n: int) -> None:
-        await buf.wait_resumed()
-        done.append(n)
-
-    with anyio.fail_after(5):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(waiter, 0)
-            tg.start_soon(waiter, 1)
-            await anyio.wait_all_tasks_blocked()
-            assert done == []
-            buf.close()
-            await anyio.wait_all_tasks_blocked()
-            assert sorted(done) == [0, 1]
-        # Still paused, but closed: waiting returns at once.
-        assert buf.paused
+            assert sorted(done) == list(range(waiters))
+        assert buf.paused is paused_after
         await buf.wait_resumed()
 
 

@@ -4,8 +4,6 @@ write flow control after every step."""
 
 from __future__ import annotations
 
-import asyncio
-
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -15,19 +13,8 @@ from hypothesis.stateful import (
     rule,
 )
 
+from _helpers import RecordingProtocol
 from protoport import WriteBuffer
-
-
-class RecordingProtocol(asyncio.Protocol):
-    def __init__(self) -> None:
-        self.events: list[str] = []
-
-    def pause_writing(self) -> None:
-        self.events.append("pause")
-
-    def resume_writing(self) -> None:
-        self.events.append("resume")
-
 
 # Long enough for the largest append (3 * 300) from any start offset.
 PATTERN = bytes(range(251)) * 5
