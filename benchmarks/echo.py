@@ -1,15 +1,18 @@
 """Closed-loop TCP echo benchmark: protoport against its peers.
 
-Every server runs in a process of its own and serves the same
-``asyncio.Protocol`` echo class, except the raw AnyIO servers, which are the
-substrate protoport is built on. A separate load generator keeps exactly one
-message in flight on each of its connections and counts round trips. The driver
-interleaves servers, sizes and rounds, because a small shared machine is noisy.
+Every server runs in a process of its own. In the default ``protocols`` mode
+each serves the same ``asyncio.Protocol`` echo class, except the raw AnyIO
+servers, which are the substrate protoport is built on. In ``streams`` mode each
+serves the same ``(reader, writer)`` handler, a ``read()``/``write()``/``drain()``
+loop, started with ``protoport.start_server()`` or ``asyncio.start_server()``. A
+separate load generator keeps exactly one message in flight on each of its
+connections and counts round trips. The driver interleaves servers, sizes and
+rounds, because a small shared machine is noisy.
 
 Usage::
 
-    python benchmarks/echo.py run [--duration 2] [--rounds 3]
-        [--sizes 1024,10240,102400] [--servers a,b,...]
+    python benchmarks/echo.py run [--mode protocols|streams] [--duration 2]
+        [--rounds 3] [--sizes 1024,10240,102400] [--servers a,b,...]
         [--json out.json] [--markdown out.md]
     python benchmarks/echo.py serve KIND --port N
     python benchmarks/echo.py load --port N --size S --duration D --connections 10
@@ -136,6 +139,107 @@ def _run_anyio_asyncio(host, port):
     anyio.run(_serve_anyio, host, port, backend="asyncio")
 
 
+# -- stream servers ----------------------------------------------------------------
+
+
+async def stream_echo(reader, writer):
+    """The ``(reader, writer)`` echo handler every stream server runs, unchanged."""
+    try:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the load generator aborts its connections when it is done
+    finally:
+        writer.close()
+
+
+async def serve_protoport_streams(handler, host, port):
+    """``protoport.start_server(handler, ...)`` on the run's default loop."""
+    import protoport
+
+    server = await protoport.start_server(handler, host, port)
+    await server.serve_forever()
+
+
+async def serve_asyncio_streams(handler, host, port):
+    """``asyncio.start_server(handler, ...)`` on the running asyncio loop."""
+    server = await asyncio.start_server(handler, host, port)
+    async with server:
+        await server.serve_forever()
+
+
+async def _serve_trio_asyncio_streams(handler, host, port):
+    import trio_asyncio
+
+    async with trio_asyncio.open_loop():
+        await trio_asyncio.aio_as_trio(serve_asyncio_streams)(handler, host, port)
+
+
+def run_protoport_trio_streams(handler, host, port):
+    import trio
+
+    trio.run(serve_protoport_streams, handler, host, port)
+
+
+def run_protoport_asyncio_streams(handler, host, port):
+    asyncio.run(serve_protoport_streams(handler, host, port))
+
+
+def run_asyncio_streams(handler, host, port):
+    asyncio.run(serve_asyncio_streams(handler, host, port))
+
+
+def run_uvloop_streams(handler, host, port):
+    import uvloop
+
+    uvloop.run(serve_asyncio_streams(handler, host, port))
+
+
+def run_trio_asyncio_streams(handler, host, port):
+    import trio
+
+    trio.run(_serve_trio_asyncio_streams, handler, host, port)
+
+
+#: name -> (runner taking (handler, host, port), modules it needs, what it is);
+#: shared with readline.py, which passes its own handler.
+STREAM_RUNNERS = {
+    "protoport-trio-streams": (
+        run_protoport_trio_streams,
+        ("protoport", "trio"),
+        "protoport.start_server(handler) under trio.run",
+    ),
+    "protoport-asyncio-streams": (
+        run_protoport_asyncio_streams,
+        ("protoport",),
+        "protoport.start_server(handler) under asyncio.run",
+    ),
+    "asyncio-streams": (
+        run_asyncio_streams,
+        (),
+        "native asyncio selector loop, asyncio.start_server(handler)",
+    ),
+    "uvloop-streams": (
+        run_uvloop_streams,
+        ("uvloop",),
+        "uvloop, asyncio.start_server(handler)",
+    ),
+    "trio-asyncio-streams": (
+        run_trio_asyncio_streams,
+        ("trio", "trio_asyncio"),
+        "asyncio.start_server(handler) inside trio_asyncio.open_loop() under trio.run",
+    ),
+}
+
+
+def _with_handler(runner, handler):
+    def run(host, port):
+        runner(handler, host, port)
+
+    return run
+
+
 #: name -> (runner, modules it needs, what it is)
 SERVERS = {
     "protoport-trio": (
@@ -175,7 +279,15 @@ SERVERS = {
     ),
 }
 
+STREAM_SERVERS = {
+    kind: (_with_handler(runner, stream_echo), modules, what)
+    for kind, (runner, modules, what) in STREAM_RUNNERS.items()
+}
+
+ALL_SERVERS = {**SERVERS, **STREAM_SERVERS}
+
 PROTOPORT_SERVERS = ("protoport-trio", "protoport-asyncio")
+PROTOPORT_STREAM_SERVERS = ("protoport-trio-streams", "protoport-asyncio-streams")
 
 #: (server, peer, minimum ratio of medians) at 1 KiB; shown, never asserted.
 TARGETS = (
@@ -183,11 +295,19 @@ TARGETS = (
     ("protoport-trio", "trio-asyncio", 2.5),
     ("protoport-trio", "asyncio", 1.0),
 )
+STREAM_TARGETS = (("protoport-trio-streams", "asyncio-streams", 1.2),)
 TARGET_SIZE = 1024
 
+#: mode -> (servers, the protoport ones among them, targets)
+MODES = {
+    "protocols": (SERVERS, PROTOPORT_SERVERS, TARGETS),
+    "streams": (STREAM_SERVERS, PROTOPORT_STREAM_SERVERS, STREAM_TARGETS),
+}
 
-def missing_modules(kind):
-    return [m for m in SERVERS[kind][1] if importlib.util.find_spec(m) is None]
+
+def missing_modules(kind, servers=None):
+    modules = (servers or ALL_SERVERS)[kind][1]
+    return [m for m in modules if importlib.util.find_spec(m) is None]
 
 
 def pin_cpu(cpu):
@@ -200,7 +320,7 @@ def cmd_serve(args):
     # A shell starts background jobs with SIGINT ignored; the driver stops servers
     # with SIGINT, so take it back.
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    runner = SERVERS[args.kind][0]
+    runner = ALL_SERVERS[args.kind][0]
     try:
         runner(args.host, args.port)
     except BaseException as exc:
@@ -471,9 +591,10 @@ def fmt_size(size):
     return f"{size} B"
 
 
-def summarize(samples, servers, sizes):
+def summarize(samples, servers, sizes, ours_kinds=PROTOPORT_SERVERS, goals=TARGETS):
     """Medians, ranges and ratios from ``samples[server][size]``, a list of the
-    load generator's results."""
+    load generator's results; ratios of each of *ours_kinds* to every other
+    server, and the verdicts on *goals*."""
     stats = {}
     for kind in servers:
         for size in sizes:
@@ -494,7 +615,7 @@ def summarize(samples, servers, sizes):
                 "cpu_us_per_request": statistics.median(cpu) if cpu else None,
             }
     ratios = {}
-    for ours in PROTOPORT_SERVERS:
+    for ours in ours_kinds:
         if ours not in stats:
             continue
         for other in servers:
@@ -508,7 +629,7 @@ def summarize(samples, servers, sizes):
                         a["median"] / b["median"]
                     )
     targets = []
-    for ours, other, minimum in TARGETS:
+    for ours, other, minimum in goals:
         ratio = ratios.get(ours, {}).get(other, {}).get(TARGET_SIZE)
         targets.append(
             {
@@ -551,7 +672,7 @@ def environment():
 
 
 def render_markdown(env, args, servers, sizes, stats, ratios, targets, skipped):
-    lines = []
+    lines = [f"Echo benchmark, {getattr(args, 'mode', 'protocols')} mode.", ""]
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
     lines.append(
         f"Measured {env['date']} on {env['platform']}, {env['cpus']} CPUs, "
@@ -607,9 +728,7 @@ def render_markdown(env, args, servers, sizes, stats, ratios, targets, skipped):
                 else:
                     cells.append(f"{s['cpu_us_per_request']:.1f}")
             lines.append(f"| {kind} | " + " | ".join(cells) + " |")
-    for ours in PROTOPORT_SERVERS:
-        if ours not in ratios:
-            continue
+    for ours in ratios:
         lines.append("")
         lines.append(f"Ratio of medians, {ours} / peer:")
         lines.append("")
@@ -634,11 +753,12 @@ def render_markdown(env, args, servers, sizes, stats, ratios, targets, skipped):
 
 def cmd_run(args):
     sizes = [int(s) for s in args.sizes.split(",") if s]
+    mode_servers, ours_kinds, goals = MODES[args.mode]
     wanted = [s for s in args.servers.split(",") if s] if args.servers else []
-    wanted = wanted or list(SERVERS)
-    unknown = [s for s in wanted if s not in SERVERS]
+    wanted = wanted or list(mode_servers)
+    unknown = [s for s in wanted if s not in mode_servers]
     if unknown:
-        sys.exit(f"unknown server(s): {', '.join(unknown)}; see 'list'")
+        sys.exit(f"unknown {args.mode} server(s): {', '.join(unknown)}; see 'list'")
     skipped = {}
     servers = []
     for kind in wanted:
@@ -676,7 +796,7 @@ def cmd_run(args):
                     note = f"  (server needed {result['server_stopped_by']})"
                 print(
                     f"[{done:>3}/{total}] round {round_no} {fmt_size(size):>7} "
-                    f"{kind:<18} {fmt_rate(rps):>9} req/s{note}",
+                    f"{kind:<25} {fmt_rate(rps):>9} req/s{note}",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -684,7 +804,7 @@ def cmd_run(args):
     shutil.rmtree(log_dir, ignore_errors=True)
     env = environment()
     env["load_average"] = {"before": load_before, "after": load_average()}
-    stats, ratios, targets = summarize(samples, servers, sizes)
+    stats, ratios, targets = summarize(samples, servers, sizes, ours_kinds, goals)
     markdown = render_markdown(
         env, args, servers, sizes, stats, ratios, targets, skipped
     )
@@ -697,6 +817,7 @@ def cmd_run(args):
         report = {
             "environment": env,
             "settings": {
+                "mode": args.mode,
                 "duration": args.duration,
                 "warmup": args.warmup,
                 "rounds": args.rounds,
@@ -725,10 +846,12 @@ def cmd_run(args):
 
 
 def cmd_list(args):
-    for kind, (_, _, what) in SERVERS.items():
-        missing = missing_modules(kind)
-        state = f"  [not installed: {', '.join(missing)}]" if missing else ""
-        print(f"{kind:<18} {what}{state}")
+    for mode, (servers, _, _) in MODES.items():
+        print(f"{mode} mode (run --mode {mode}):")
+        for kind, (_, _, what) in servers.items():
+            missing = missing_modules(kind)
+            state = f"  [not installed: {', '.join(missing)}]" if missing else ""
+            print(f"  {kind:<25} {what}{state}")
 
 
 def use_this_checkout():
@@ -744,7 +867,7 @@ def main(argv=None):
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("serve", help="run one echo server until interrupted")
-    p.add_argument("kind", choices=list(SERVERS))
+    p.add_argument("kind", choices=list(ALL_SERVERS))
     p.add_argument("--host", default=HOST)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
@@ -761,6 +884,13 @@ def main(argv=None):
     p.set_defaults(func=cmd_load)
 
     p = sub.add_parser("run", help="measure every server, interleaved")
+    p.add_argument(
+        "--mode",
+        choices=list(MODES),
+        default="protocols",
+        help="protocols: asyncio.Protocol servers (default); streams: the "
+        "(reader, writer) handler on start_server()",
+    )
     p.add_argument("--host", default=HOST)
     p.add_argument("--duration", type=float, default=2.0)
     p.add_argument("--warmup", type=float, default=0.5)
