@@ -245,8 +245,7 @@ class StreamReader:
             data = bytes(buffer)
             buffer.clear()
             return data
-        with memoryview(buffer) as view:
-            data = bytes(view[:n])
+        data = bytes(buffer[:n])
         # Deleting at the front of a bytearray moves its start, not its bytes.
         del buffer[:n]
         return data
