@@ -21,14 +21,45 @@ T = TypeVar("T")
 
 
 class Future(asyncio.Future[T]):
-    """An :class:`asyncio.Future` that Trio tasks can await."""
+    """An :class:`asyncio.Future` that Trio tasks can await.
+
+    Tasks awaiting it are woken as it completes, not by a done callback on the
+    loop's next round, so a wake-up costs one task switch.
+    """
+
+    _done_event: anyio.Event | None = None
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self.done():
-            yield from _runtime.wait_done(self).__await__()
+            if self._done_event is None:
+                self._done_event = anyio.Event()
+            try:
+                yield from self._done_event.wait().__await__()
+            except BaseException:
+                # As in asyncio: cancelling what awaits a future cancels it.
+                self.cancel()
+                raise
         return self.result()
 
     __iter__ = __await__
+
+    def set_result(self, result: T) -> None:
+        super().set_result(result)
+        self._wake()
+
+    def set_exception(self, exception: type | BaseException) -> None:
+        super().set_exception(exception)
+        self._wake()
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not super().cancel(msg):
+            return False
+        self._wake()
+        return True
+
+    def _wake(self) -> None:
+        if self._done_event is not None:
+            self._done_event.set()
 
 
 class Task(Future[T]):
@@ -122,15 +153,19 @@ class Task(Future[T]):
             raise
         except (KeyboardInterrupt, SystemExit) as exc:
             asyncio.Future.set_exception(self, exc)
+            self._wake()
             raise
         except BaseException as exc:
             asyncio.Future.set_exception(self, exc)
+            self._wake()
             return
         if scope.cancelled_caught:
             self._finish_cancelled()
         else:
             asyncio.Future.set_result(self, result)
+            self._wake()
 
     def _finish_cancelled(self) -> None:
         if not self.done():
             asyncio.Future.cancel(self, self._cancel_msg)
+            self._wake()
