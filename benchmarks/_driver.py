@@ -1,0 +1,596 @@
+"""What the benchmark scripts beside this file share: the server and load
+processes' plumbing, the interleaved-rounds driver, summaries, Markdown and the
+command line. Each script imports it as ``_driver`` (this folder is on
+``sys.path`` when a script here runs as ``python benchmarks/X.py``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import datetime
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import random
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+HOST = "127.0.0.1"
+
+
+def use_this_checkout():
+    """Measure the protoport of the checkout this script lives in."""
+    src = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "src")
+    if os.path.isfile(os.path.join(src, "protoport", "__init__.py")):
+        sys.path.insert(0, os.path.normpath(src))
+
+
+def missing_modules(kind, servers):
+    """The modules server *kind* of *servers* (name -> (runner, modules, what))
+    needs and that are not installed."""
+    return [m for m in servers[kind][1] if importlib.util.find_spec(m) is None]
+
+
+def pin_cpu(cpu):
+    if cpu is not None and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {cpu})
+
+
+# -- the server process -------------------------------------------------------------
+
+
+def run_under(runtime, fn, *args):
+    """Run ``await fn(*args)`` to the end under *runtime*: ``trio``,
+    ``asyncio``, ``uvloop``, or AnyIO's ``anyio-trio`` or ``anyio-asyncio``."""
+    if runtime == "trio":
+        import trio
+
+        trio.run(fn, *args)
+    elif runtime == "asyncio":
+        asyncio.run(fn(*args))
+    elif runtime == "uvloop":
+        import uvloop
+
+        uvloop.run(fn(*args))
+    else:
+        import anyio
+
+        anyio.run(fn, *args, backend=runtime.removeprefix("anyio-"))
+
+
+def only_interrupts(exc):
+    """Whether *exc* is a KeyboardInterrupt, or a group of nothing else (Trio
+    nurseries wrap it)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return True
+    inner = getattr(exc, "exceptions", None)
+    return bool(inner) and all(only_interrupts(e) for e in inner)
+
+
+def serve(args, run):
+    """The ``serve`` command: call *run* until the driver interrupts it."""
+    pin_cpu(args.cpu)
+    # A shell starts background jobs with SIGINT ignored; the driver stops servers
+    # with SIGINT, so take it back.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        run()
+    except BaseException as exc:
+        if not only_interrupts(exc):
+            raise
+
+
+# -- the load process ---------------------------------------------------------------
+
+
+async def closed_loop(
+    make_client, host, port, connections, warmup, duration, counter, **options
+):
+    """Open *connections* connections to *host* and *port* (with
+    ``loop.create_connection(..., **options)``), each with the protocol
+    ``make_client(on_error)``; let them run for *warmup* seconds, then count for
+    *duration* seconds. The first error a client reports through ``on_error``
+    fails the run. Returns the clients, how much each one's *counter* attribute
+    grew while counting, and the seconds counted."""
+    loop = asyncio.get_running_loop()
+    failed = loop.create_future()
+
+    def on_error(exc):
+        if not failed.done():
+            failed.set_result(exc)
+
+    clients = []
+    try:
+        for _ in range(connections):
+            _, client = await loop.create_connection(
+                lambda: make_client(on_error), host, port, **options
+            )
+            clients.append(client)
+
+        async def phase(seconds):
+            try:
+                exc = await asyncio.wait_for(asyncio.shield(failed), seconds)
+            except asyncio.TimeoutError:
+                return
+            raise exc
+
+        await phase(warmup)
+        start_counts = [getattr(c, counter) for c in clients]
+        start = time.perf_counter()
+        await phase(duration)
+        end_counts = [getattr(c, counter) for c in clients]
+        elapsed = time.perf_counter() - start
+    finally:
+        for client in clients:
+            client.stopped = True
+            if client.transport is not None:
+                client.transport.abort()
+    grown = [e - s for s, e in zip(start_counts, end_counts, strict=True)]
+    return clients, grown, elapsed
+
+
+def run_load(args, coro):
+    """The ``load`` command: run *coro* on uvloop where installed, else on
+    asyncio, and print its result as JSON for the driver."""
+    pin_cpu(args.cpu)
+    try:
+        import uvloop
+    except ImportError:
+        loop_name = "asyncio"
+        result = asyncio.run(coro)
+    else:
+        loop_name = "uvloop"
+        result = uvloop.run(coro)
+    result["client_loop"] = loop_name
+    print(json.dumps(result))
+
+
+# -- driver -------------------------------------------------------------------------
+
+
+def free_port(host):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def process_cpu_seconds(pid):
+    """User plus system CPU time of a process, from /proc (None elsewhere)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    # Fields 14 and 15 of stat(5); the split above starts at field 3.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_until_accepting(proc, host, port, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited early with code {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server did not accept connections within {timeout} s")
+
+
+def stop_process(proc, grace=3.0):
+    """Stop a process this script started: SIGINT, then SIGTERM, then SIGKILL.
+    Returns how it ended, for the log."""
+    if proc.poll() is not None:
+        return "exited"
+    steps = ((proc.send_signal, signal.SIGINT), (proc.send_signal, signal.SIGTERM))
+    for send, sig in steps:
+        with contextlib.suppress(ProcessLookupError):
+            send(sig)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            continue
+        return sig.name
+    proc.kill()
+    proc.wait()
+    return "SIGKILL"
+
+
+def tail(path, lines=15):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def measure_once(
+    script,
+    kind,
+    args,
+    log_path,
+    label,
+    *,
+    serve_extra=(),
+    load_extra=(),
+    wait=None,
+    slack=30,
+):
+    """Start ``script serve kind`` on a free port, wait until it is ready (with
+    ``wait(proc, port)``, by default until it accepts a connection), run
+    ``script load`` against it, and stop the server. Returns the load
+    generator's result, the server's CPU seconds during the load (or None) and
+    how the server was stopped. Raises RuntimeError, starting with *label*, if
+    anything fails."""
+    port = free_port(args.host)
+    serve_cmd = [sys.executable, script, "serve", kind, "--host", args.host]
+    serve_cmd += ["--port", str(port), *serve_extra]
+    load_cmd = [sys.executable, script, "load", "--host", args.host]
+    load_cmd += ["--port", str(port), *load_extra]
+    load_cmd += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
+    load_cmd += ["--connections", str(args.connections)]
+    if args.pin:
+        serve_cmd += ["--cpu", "0"]
+        load_cmd += ["--cpu", "1"]
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            serve_cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    try:
+        if wait is None:
+            wait_until_accepting(server, args.host, port, timeout=20)
+        else:
+            wait(server, port)
+        cpu_before = process_cpu_seconds(server.pid)
+        load = subprocess.run(
+            load_cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=args.warmup + args.duration + slack,
+            check=False,
+        )
+        cpu_after = process_cpu_seconds(server.pid)
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        stop_process(server)
+        raise RuntimeError(f"{label}: {exc}\n{tail(log_path)}") from None
+    finally:
+        how = stop_process(server)
+    if load.returncode != 0:
+        raise RuntimeError(
+            f"{label}: load generator failed (exit {load.returncode}):\n"
+            f"{load.stderr[-2000:]}\nserver log:\n{tail(log_path)}"
+        )
+    cpu = None
+    if cpu_before is not None and cpu_after is not None:
+        cpu = cpu_after - cpu_before
+    return json.loads(load.stdout), cpu, how
+
+
+def choose_servers(requested, available, missing, what="server(s)"):
+    """The servers of *available* that ``--servers`` names (all by default),
+    without those *missing(kind)* finds modules missing for; exits on an unknown
+    name or when none is left. Returns them and ``{skipped kind: why}``."""
+    wanted = [s for s in requested.split(",") if s] if requested else []
+    wanted = wanted or list(available)
+    unknown = [s for s in wanted if s not in available]
+    if unknown:
+        sys.exit(f"unknown {what}: {', '.join(unknown)}; see 'list'")
+    skipped = {}
+    servers = []
+    for kind in wanted:
+        missing_now = missing(kind)
+        if missing_now:
+            skipped[kind] = f"not installed ({', '.join(missing_now)})"
+            print(f"note: skipping {kind}: {skipped[kind]}", file=sys.stderr)
+        else:
+            servers.append(kind)
+    if not servers:
+        sys.exit("no server to measure")
+    return servers, skipped
+
+
+def interleave(servers, sizes, args, log_dir, measure, describe):
+    """Call ``measure(kind, size)`` for every round, size and server, the
+    servers shuffled anew for each round and size; print a progress line ending
+    in ``describe(size, kind, result)`` after each. Exits, keeping *log_dir*, if
+    a measurement fails; removes it otherwise. Returns
+    ``samples[kind][size]``, lists of the results, and every run in order."""
+    samples = {}
+    runs = []
+    rng = random.Random(args.seed)
+    total = args.rounds * len(sizes) * len(servers)
+    done = 0
+    for round_no in range(1, args.rounds + 1):
+        for size in sizes:
+            order = servers[:]
+            rng.shuffle(order)
+            for kind in order:
+                done += 1
+                try:
+                    result = measure(kind, size)
+                except RuntimeError as exc:
+                    sys.exit(f"error: {exc}\nserver logs are kept in {log_dir}")
+                samples.setdefault(kind, {}).setdefault(size, []).append(result)
+                runs.append({"round": round_no, "server": kind, **result})
+                print(
+                    f"[{done:>3}/{total}] round {round_no} "
+                    + describe(size, kind, result),
+                    file=sys.stderr,
+                    flush=True,
+                )
+    shutil.rmtree(log_dir, ignore_errors=True)
+    return samples, runs
+
+
+# -- summaries ----------------------------------------------------------------------
+
+
+def summarize(samples, servers, sizes, ours_kinds, metric, cpu=None):
+    """Medians, ranges and ratios of *metric* from ``samples[server][size]``, a
+    list of the load generator's results, and the ratios of each of
+    *ours_kinds* to every other server. With *cpu* ``(result key, stats key)``
+    also the median of the server's CPU time."""
+    stats = {}
+    for kind in servers:
+        for size in sizes:
+            results = samples.get(kind, {}).get(size, [])
+            if not results:
+                continue
+            values = [r[metric] for r in results]
+            s = {
+                "median": statistics.median(values),
+                "min": min(values),
+                "max": max(values),
+                "rounds": values,
+            }
+            if cpu is not None:
+                key, stat_key = cpu
+                used = [r[key] for r in results if r.get(key) is not None]
+                s[stat_key] = statistics.median(used) if used else None
+            stats.setdefault(kind, {})[size] = s
+    ratios = {}
+    for ours in ours_kinds:
+        if ours not in stats:
+            continue
+        for other in servers:
+            if other == ours or other not in stats:
+                continue
+            for size in sizes:
+                a = stats[ours].get(size)
+                b = stats[other].get(size)
+                if a and b and b["median"] > 0:
+                    ratios.setdefault(ours, {}).setdefault(other, {})[size] = (
+                        a["median"] / b["median"]
+                    )
+    return stats, ratios
+
+
+def verdicts(goals, ratio_of, **fields):
+    """The targets *goals*, ``(server, peer, minimum ratio)``, against
+    ``ratio_of(server, peer)`` (None: not measured); *fields* go into each."""
+    targets = []
+    for ours, other, minimum in goals:
+        ratio = ratio_of(ours, other)
+        targets.append(
+            {
+                "server": ours,
+                "peer": other,
+                **fields,
+                "minimum": minimum,
+                "ratio": ratio,
+                "met": None if ratio is None else ratio >= minimum,
+            }
+        )
+    return targets
+
+
+def by_size_json(by_kind):
+    """``{kind: {size: value}}`` with the sizes as strings, for JSON."""
+    return {
+        kind: {str(size): value for size, value in by_size.items()}
+        for kind, by_size in by_kind.items()
+    }
+
+
+def load_average():
+    """The 1-minute load average, or None where the OS does not tell."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def environment():
+    versions = {}
+    for dist in ("protoport", "trio", "anyio", "uvloop", "trio-asyncio"):
+        try:
+            versions[dist] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime(
+            "%Y-%m-%d %H:%M UTC"
+        ),
+        "python": platform.python_version(),
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "versions": versions,
+    }
+
+
+# -- Markdown -----------------------------------------------------------------------
+
+
+def fmt_rate(value):
+    return f"{value:,.0f}"
+
+
+def fmt_size(size):
+    if size % 1024 == 0:
+        return f"{size // 1024} KiB"
+    return f"{size} B"
+
+
+def fmt_range(s):
+    """A statistic's median with its range: ``median (min-max)``."""
+    return f"{fmt_rate(s['median'])} ({fmt_rate(s['min'])}-{fmt_rate(s['max'])})"
+
+
+def measured_line(env, extra=""):
+    """Where and when the run was, with *extra* after the Python version."""
+    versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
+    return (
+        f"Measured {env['date']} on {env['platform']}, {env['cpus']} CPUs, "
+        f"{env['implementation']} {env['python']}{extra}; {versions}."
+    )
+
+
+def table(first, columns, rows):
+    """The lines of a Markdown table: *first* and *columns* head it, each row
+    is ``(name, cells)``."""
+    lines = ["| " + " | ".join([first, *columns]) + " |"]
+    lines.append("|" + " --- |" * (len(columns) + 1))
+    lines += ["| " + " | ".join([name, *cells]) + " |" for name, cells in rows]
+    return lines
+
+
+def size_table(servers, sizes, cell):
+    """A table of a row per server and a column per size; ``cell(kind, size)``
+    fills it."""
+    columns = [fmt_size(s) for s in sizes]
+    rows = ((kind, [cell(kind, size) for size in sizes]) for kind in servers)
+    return table("server", columns, rows)
+
+
+def ratio_tables(ratios, sizes):
+    """A table per protoport server of its ratios to each peer, by size."""
+    lines = []
+    for ours, by_other in ratios.items():
+        lines += ["", f"Ratio of medians, {ours} / peer:", ""]
+        rows = (
+            (other, [f"{by_size[s]:.2f}x" if s in by_size else "-" for s in sizes])
+            for other, by_size in by_other.items()
+        )
+        lines += table("peer", [fmt_size(s) for s in sizes], rows)
+    return lines
+
+
+def target_lines(targets):
+    lines = []
+    for t in targets:
+        if t["ratio"] is None:
+            verdict = "not measured"
+        else:
+            verdict = f"{t['ratio']:.2f}x - {'met' if t['met'] else 'NOT met'}"
+        lines.append(f"- {t['server']} >= {t['minimum']:g}x {t['peer']}: {verdict}")
+    return lines
+
+
+def skipped_lines(skipped):
+    return [f"- skipped {kind}: {why}" for kind, why in skipped.items()]
+
+
+def publish(args, markdown, report):
+    """Print the Markdown, and write it and the JSON *report* where asked."""
+    print()
+    print(markdown)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(markdown)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+
+
+# -- command line -------------------------------------------------------------------
+
+
+def list_servers(servers, width, indent=""):
+    for kind, (_, _, what) in servers.items():
+        missing = missing_modules(kind, servers)
+        state = f"  [not installed: {', '.join(missing)}]" if missing else ""
+        print(f"{indent}{kind:<{width}} {what}{state}")
+
+
+def main(
+    argv,
+    doc,
+    commands,
+    kinds,
+    serve_help,
+    *,
+    sizes=None,
+    serve_options=None,
+    load_options=None,
+    run_options=None,
+):
+    """Parse the command line of a benchmark script and run its command.
+
+    *commands* maps serve, load, run and list to their functions; *kinds* are
+    the servers ``serve`` takes. *sizes* is the default of ``run --sizes`` (None:
+    no sizes, and no ``load --size``). *serve_options* and *load_options* add
+    options after ``--port``, *run_options* before ``--host``."""
+    use_this_checkout()
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("serve", help=serve_help)
+    p.add_argument("kind", choices=list(kinds))
+    p.add_argument("--host", default=HOST)
+    p.add_argument("--port", type=int, required=True)
+    if serve_options:
+        serve_options(p)
+    p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=commands["serve"])
+
+    p = sub.add_parser("load", help="run the load generator against one server")
+    p.add_argument("--host", default=HOST)
+    p.add_argument("--port", type=int, required=True)
+    if load_options:
+        load_options(p)
+    if sizes is not None:
+        p.add_argument("--size", type=int, default=1024)
+    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=commands["load"])
+
+    p = sub.add_parser("run", help="measure every server, interleaved")
+    if run_options:
+        run_options(p)
+    p.add_argument("--host", default=HOST)
+    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--rounds", type=int, default=3)
+    if sizes is not None:
+        p.add_argument("--sizes", default=sizes)
+    p.add_argument("--servers", default="", help="comma-separated; default all")
+    p.add_argument("--connections", type=int, default=10)
+    p.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin the server to CPU 0 and the load generator to CPU 1 (Linux)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="seed for the shuffle")
+    p.add_argument("--json", help="write the full results as JSON here")
+    p.add_argument("--markdown", help="write the tables as Markdown here")
+    p.set_defaults(func=commands["run"])
+
+    p = sub.add_parser("list", help="list the servers and whether they can run")
+    p.set_defaults(func=commands["list"])
+
+    args = parser.parse_args(argv)
+    args.func(args)
