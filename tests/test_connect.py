@@ -884,9 +884,10 @@ async def test_factory_raising_closes_the_socket() -> None:
     port = lsock.getsockname()[1]
     before = open_fds()
     async with protoport.open_loop() as loop:
+        inside = open_fds()  # the loop may hold a descriptor of its own
         with pytest.raises(FactoryFailed, match="no protocol today"):
             await loop.create_connection(failing_factory, "127.0.0.1", port)
-        assert open_fds() <= before
+        assert open_fds() <= inside
         # The peer sees the connection closed.
         peer, _ = await accept(lsock)
         with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
@@ -919,10 +920,11 @@ async def test_cancelled_connect_leaks_nothing(
 
     before = open_fds()
     async with protoport.open_loop() as loop:
+        inside = open_fds()  # the loop may hold a descriptor of its own
         with anyio.move_on_after(0.02) as scope:
             await loop.create_connection(factory, "127.0.0.1", 9)
         assert scope.cancelled_caught
-        assert open_fds() <= before
+        assert open_fds() <= inside
     assert spy.cancelled == [("127.0.0.1", 9)]
     assert made == []
     assert open_fds() <= before

@@ -69,6 +69,8 @@ class Loop(asyncio.AbstractEventLoop):
         self._pending_spawns: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._transports: set[StreamTransport] = set()
         self._servers: set[Server] = set()
+        self._readers: _runtime.TrioReactor | _runtime.AsyncioReaders | None = None
+        self._readers_checked = False
         self._tasks: set[asyncio.Task[Any] | Task[Any]] = set()
         self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
@@ -93,6 +95,8 @@ class Loop(asyncio.AbstractEventLoop):
         self._token = _innermost.set(self)
         if self._scheduler is not None:
             self._task_group.start_soon(self._scheduler.run)
+        # Made now, so that the loop's descriptors are all there from the start.
+        self._reader_registry()
         for fn, args in self._pending_spawns:
             self._task_group.start_soon(fn, *args)
         self._pending_spawns.clear()
@@ -139,6 +143,8 @@ class Loop(asyncio.AbstractEventLoop):
             self._running = False
 
     async def _finish_leftovers(self) -> None:
+        if isinstance(self._readers, _runtime.TrioReactor):
+            self._readers.close()
         # Tasks that a cancelled task group never started still owe their
         # connection_lost() calls and their results.
         for transport in list(self._transports):
@@ -166,6 +172,17 @@ class Loop(asyncio.AbstractEventLoop):
             self._pending_spawns.append((fn, args))
         else:
             self._task_group.start_soon(fn, *args)
+
+    def _reader_registry(
+        self,
+    ) -> _runtime.TrioReactor | _runtime.AsyncioReaders | None:
+        """Where socket transports register for readability (made on first use)."""
+        if not self._readers_checked:
+            self._readers_checked = True
+            self._readers = _runtime.readers(self._runtime)
+            if isinstance(self._readers, _runtime.TrioReactor):
+                self._spawn(self._readers.run, self.call_exception_handler)
+        return self._readers
 
     def _invoke(self, fn: Callable[..., T], *args: Any) -> T:
         """Call a protocol callback; under Trio with this loop as asyncio's running

@@ -10,6 +10,7 @@ task switch.
 from __future__ import annotations
 
 import asyncio
+import select
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Generator
@@ -258,3 +259,73 @@ def fd_io() -> FdIO:
     if io is None:
         io = _fd_io[runtime] = FdIO(runtime)
     return io
+
+
+class TrioReactor:
+    """Readiness callbacks for many sockets, served by one Trio task.
+
+    The sockets sit in an epoll set of their own, and that set's descriptor is what
+    the task waits on: one wake-up, then a synchronous callback for every readable
+    socket, as asyncio's selector loop works, instead of a task switch per socket.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._callbacks: dict[int, Callable[[], object]] = {}
+
+    def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
+        if fd not in self._callbacks:
+            self._epoll.register(fd, select.EPOLLIN)
+        self._callbacks[fd] = callback
+
+    def remove_reader(self, fd: int) -> None:
+        if self._callbacks.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):  # already closed
+                pass
+
+    async def run(self, report: Callable[[dict[str, Any]], object]) -> None:
+        import trio
+
+        try:
+            while True:
+                await trio.lowlevel.wait_readable(self._epoll)
+                for fd, _ in self._epoll.poll(0):
+                    callback = self._callbacks.get(fd)
+                    if callback is None:
+                        continue
+                    try:
+                        callback()
+                    except Exception as exc:
+                        report({"message": "Exception in a reader", "exception": exc})
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self._callbacks.clear()
+        self._epoll.close()
+
+
+class AsyncioReaders:
+    """Readiness callbacks on the running asyncio loop's own selector."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.add_reader = loop.add_reader
+        self.remove_reader = loop.remove_reader
+
+
+def readers(runtime: str) -> TrioReactor | AsyncioReaders | None:
+    """Where socket transports register to be called when readable, or None when
+    this platform has no way (then each transport reads in a task of its own)."""
+    if runtime == "trio":
+        return TrioReactor() if hasattr(select, "epoll") else None
+    loop = asyncio.get_running_loop()
+    if not isinstance(loop, asyncio.SelectorEventLoop) and not _has_add_reader(loop):
+        return None
+    return AsyncioReaders(loop)
+
+
+def _has_add_reader(loop: asyncio.AbstractEventLoop) -> bool:
+    # uvloop's loop is not a SelectorEventLoop but has working add_reader().
+    return type(loop).__module__.startswith("uvloop")

@@ -85,6 +85,16 @@ class StreamTransport(asyncio.Transport):
             protocol, transport=self, exception_handler=loop.call_exception_handler
         )
         self._sync_send = _runtime.sync_sender(stream)
+        # A socket of protoport's own is read by the loop's reactor, with a
+        # synchronous callback per readable socket instead of a reader task.
+        self._readers: Any = None
+        self._sock: Any = None
+        if isinstance(stream, SocketStream):
+            self._readers = loop._reader_registry()
+            self._sock = stream._raw_socket
+        self._fd = self._sock.fileno() if self._readers is not None else -1
+        self._registered = False
+        self._eof_seen = False
         self._sending = False
         self._closing = False
         self._eof_requested = False
@@ -123,10 +133,12 @@ class StreamTransport(asyncio.Transport):
         """Start the reader and writer tasks and call ``connection_made()``; they
         run only once it has returned."""
         loop = self._loop
-        loop._spawn(self._run_reader)
+        if self._readers is None:
+            loop._spawn(self._run_reader)
         loop._spawn(self._run_writer)
         if call_connection_made:
             self._run_callback(self._protocol.connection_made, self)
+        self._update_registration()
 
     def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
         """Run a protocol callback as asyncio's loop runs it: an exception goes to
@@ -165,6 +177,7 @@ class StreamTransport(asyncio.Transport):
             return
         self._finished = True
         self._closing = True
+        self._update_registration()
         if self._read_scope is not None:
             self._read_scope.cancel()
         if self._reader_running:
@@ -325,6 +338,7 @@ class StreamTransport(asyncio.Transport):
         if self._closing or self._reading_paused:
             return
         self._reading_paused = True
+        self._update_registration()
 
     def resume_reading(self) -> None:
         if self._closing or not self._reading_paused:
@@ -333,6 +347,85 @@ class StreamTransport(asyncio.Transport):
         if self._resumed is not None:
             self._resumed.set()
             self._resumed = None
+        self._update_registration()
+
+    # -- reading through the reactor -------------------------------------------
+
+    def _update_registration(self) -> None:
+        """Be registered with the reactor exactly while reading should go on."""
+        readers = self._readers
+        if readers is None:
+            return
+        wanted = not (
+            self._closing or self._reading_paused or self._eof_seen or self._detaching
+        )
+        if wanted and not self._registered:
+            readers.add_reader(self._fd, self._on_readable)
+            self._registered = True
+        elif not wanted and self._registered:
+            readers.remove_reader(self._fd)
+            self._registered = False
+
+    def _on_readable(self) -> None:
+        """One read, delivered at once, as a selector loop's transport does."""
+        if self._closing or self._reading_paused:
+            self._update_registration()
+            return
+        sock = self._sock
+        if self._buffered:
+            self._read_into_buffer(sock)
+            return
+        try:
+            data = sock.recv(MAX_READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._end_of_stream()
+            return
+        try:
+            self._loop._invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+
+    def _read_into_buffer(self, sock: Any) -> None:
+        protocol = self._protocol
+        try:
+            buf = memoryview(self._loop._invoke(protocol.get_buffer, -1)).cast("B")  # type: ignore[attr-defined]
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        try:
+            nbytes = sock.recv_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not nbytes:
+            self._end_of_stream()
+            return
+        try:
+            self._loop._invoke(protocol.buffer_updated, nbytes)  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc, "Fatal error: protocol.buffer_updated() call failed."
+            )
+
+    def _end_of_stream(self) -> None:
+        self._eof_seen = True
+        self._update_registration()
+        self._eof_received()
 
     # -- writing ---------------------------------------------------------------
 
@@ -464,6 +557,7 @@ class StreamTransport(asyncio.Transport):
         self._force_close(None)
 
     def _stop_reading(self) -> None:
+        self._update_registration()
         if self._read_scope is not None:
             self._read_scope.cancel()
         if self._resumed is not None:
@@ -505,6 +599,7 @@ class StreamTransport(asyncio.Transport):
         """
         self._detaching = True
         self._reading_paused = True
+        self._update_registration()
         if self._read_scope is not None:
             self._read_scope.cancel()
         if self._reader_running:
