@@ -49,8 +49,11 @@ class StreamTransport(asyncio.Transport):
 
     Created by :meth:`protoport.Loop.connect_stream`. ``write()`` never blocks: the
     bytes go to the socket at once when it takes them without waiting, and otherwise
-    into a :class:`~protoport.WriteBuffer` that a writer task drains. A reader task
-    feeds ``data_received()`` (or ``get_buffer()``/``buffer_updated()``).
+    into a :class:`~protoport.WriteBuffer` that a writer task drains. On
+    protoport's own sockets the loop's reactor calls the transport when the socket
+    is readable, and one read is delivered at once, as a selector loop does; on any
+    other stream a reader task feeds ``data_received()`` (or
+    ``get_buffer()``/``buffer_updated()``).
     """
 
     _lost_write_warning = "socket.send() raised exception."
