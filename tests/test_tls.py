@@ -40,6 +40,7 @@ from _helpers import (
     settle,
     wait_until,
 )
+from _streams import memory_stream_pair
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
@@ -1557,3 +1558,41 @@ async def test_data_arriving_after_close_ends_the_shutdown_with_an_error(
     assert client.trace == ["made", ("lost", exc)]
     assert isinstance(exc, ssl.SSLError)
     assert exc.reason == "APPLICATION_DATA_AFTER_CLOSE_NOTIFY"
+
+
+async def test_start_tls_takes_bytes_a_reader_task_held_while_paused(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """Over a stream read by a reader task (here an in-memory one), bytes that
+    task received while reading was paused are handed to the TLS layer."""
+    local, peer = memory_stream_pair()
+    async with peer, protoport.open_loop() as loop, anyio.create_task_group() as tg:
+        transport, protocol = await loop.connect_stream(JoiningRecorder, local)
+        transport.pause_reading()
+        peer_tls: list[TLSStream] = []
+
+        async def client_handshake() -> None:
+            peer_tls.append(
+                await TLSStream.wrap(
+                    peer,
+                    hostname="localhost",
+                    ssl_context=client_context,
+                    standard_compatible=False,
+                )
+            )
+
+        tg.start_soon(client_handshake)
+        # The ClientHello is read by the reader task and held, not delivered.
+        await wait_until(lambda: transport._held is not None)
+        assert protocol.trace == ["made"]
+        tls = await loop.start_tls(
+            transport, protocol, server_context, server_side=True
+        )
+        await wait_until(lambda: peer_tls)
+        await peer_tls[0].send(b"hello")
+        await wait_until(lambda: protocol.received() == b"hello")
+        tls.write(b"back")
+        with anyio.fail_after(5):
+            assert await peer_tls[0].receive() == b"back"
+        tls.abort()
+        await protocol.wait_lost()
