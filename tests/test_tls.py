@@ -1568,6 +1568,9 @@ async def test_start_tls_takes_bytes_a_reader_task_held_while_paused(
     local, peer = memory_stream_pair()
     async with peer, protoport.open_loop() as loop, anyio.create_task_group() as tg:
         transport, protocol = await loop.connect_stream(JoiningRecorder, local)
+        # Pause only once the reader task waits inside receive(): what arrives
+        # next is read, then held.
+        await anyio.wait_all_tasks_blocked()
         transport.pause_reading()
         peer_tls: list[TLSStream] = []
 
