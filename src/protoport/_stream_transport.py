@@ -249,16 +249,7 @@ class StreamTransport(asyncio.Transport):
             if self._buffered:
                 await self._deliver_buffered(data)
                 continue
-            try:
-                self._loop._invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(
-                    exc,
-                    self._callback_error_message
-                    or "Fatal error: protocol.data_received() call failed.",
-                )
+            self._read_callback("data_received", data)
 
     async def _deliver_buffered(self, data: bytes) -> None:
         """Copy *data* into the buffers the protocol hands out, one
@@ -272,46 +263,53 @@ class StreamTransport(asyncio.Transport):
                 self._held = None
             if self.is_closing():
                 return
-            protocol = self._protocol
             if not self._buffered:
-                try:
-                    self._loop._invoke(protocol.data_received, bytes(view))  # type: ignore[attr-defined]
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._fatal_error(
-                        exc,
-                        self._callback_error_message
-                        or "Fatal error: protocol.data_received() call failed.",
-                    )
+                self._read_callback("data_received", bytes(view))
                 return
-            try:
-                buf = memoryview(self._loop._invoke(protocol.get_buffer, -1)).cast("B")  # type: ignore[attr-defined]
-                if not len(buf):
-                    raise RuntimeError("get_buffer() returned an empty buffer")
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(
-                    exc,
-                    self._callback_error_message
-                    or "Fatal error: protocol.get_buffer() call failed.",
-                )
+            buf = self._get_buffer()
+            if buf is None:
                 return
             n = min(len(buf), len(view))
             buf[:n] = view[:n]
             view = view[n:]
-            try:
-                self._loop._invoke(protocol.buffer_updated, n)  # type: ignore[attr-defined]
-            except (SystemExit, KeyboardInterrupt):
-                raise
-            except BaseException as exc:
-                self._fatal_error(
-                    exc,
-                    self._callback_error_message
-                    or "Fatal error: protocol.buffer_updated() call failed.",
-                )
+            if not self._read_callback("buffer_updated", n):
                 return
+
+    def _read_callback(self, name: str, arg: object) -> bool:
+        """Call ``protocol.<name>(arg)``; a failure is fatal to the transport, as
+        in asyncio. Return whether it succeeded."""
+        try:
+            self._loop._invoke(getattr(self._protocol, name), arg)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc,
+                self._callback_error_message
+                or f"Fatal error: protocol.{name}() call failed.",
+            )
+            return False
+        return True
+
+    def _get_buffer(self) -> memoryview | None:
+        """``protocol.get_buffer(-1)`` as a byte view; None (and the transport
+        failed) if it raised or returned an empty buffer."""
+        try:
+            buf = memoryview(
+                self._loop._invoke(self._protocol.get_buffer, -1)  # type: ignore[attr-defined]
+            ).cast("B")
+            if not len(buf):
+                raise RuntimeError("get_buffer() returned an empty buffer")
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc,
+                self._callback_error_message
+                or "Fatal error: protocol.get_buffer() call failed.",
+            )
+            return None
+        return buf
 
     def _eof_received(self) -> None:
         try:
@@ -388,23 +386,11 @@ class StreamTransport(asyncio.Transport):
         if not data:
             self._end_of_stream()
             return
-        try:
-            self._loop._invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
+        self._read_callback("data_received", data)
 
     def _read_into_buffer(self, sock: Any) -> None:
-        protocol = self._protocol
-        try:
-            buf = memoryview(self._loop._invoke(protocol.get_buffer, -1)).cast("B")  # type: ignore[attr-defined]
-            if not len(buf):
-                raise RuntimeError("get_buffer() returned an empty buffer")
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+        buf = self._get_buffer()
+        if buf is None:
             return
         try:
             nbytes = sock.recv_into(buf)
@@ -416,14 +402,7 @@ class StreamTransport(asyncio.Transport):
         if not nbytes:
             self._end_of_stream()
             return
-        try:
-            self._loop._invoke(protocol.buffer_updated, nbytes)  # type: ignore[attr-defined]
-        except (SystemExit, KeyboardInterrupt):
-            raise
-        except BaseException as exc:
-            self._fatal_error(
-                exc, "Fatal error: protocol.buffer_updated() call failed."
-            )
+        self._read_callback("buffer_updated", nbytes)
 
     def _end_of_stream(self) -> None:
         self._eof_seen = True
