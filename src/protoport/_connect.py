@@ -77,7 +77,7 @@ async def getnameinfo(
     )
 
 
-def _numeric_addrinfo(
+def numeric_addrinfo(
     host: bytes | str | None,
     port: bytes | str | int | None,
     family: int,
@@ -122,7 +122,7 @@ def _numeric_addrinfo(
     for candidate in candidates:
         try:
             socket.inet_pton(candidate, text)
-        except OSError:
+        except (OSError, ValueError):
             continue
         if _HAS_IPV6 and candidate == socket.AF_INET6:
             return candidate, type, proto, "", (text, number, flowinfo, scopeid)
@@ -141,9 +141,7 @@ async def _resolve(
     """Resolve *address* for a stream socket, skipping the lookup for numeric
     hosts; otherwise through ``loop.getaddrinfo`` (as asyncio does)."""
     host, port = address[0], address[1]
-    info = _numeric_addrinfo(
-        host, port, family, socket.SOCK_STREAM, proto, *address[2:]
-    )
+    info = numeric_addrinfo(host, port, family, socket.SOCK_STREAM, proto, *address[2:])
     if info is not None:
         return [info]
     infos = await loop.getaddrinfo(

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
-from . import _tls
+from . import _connect, _tls
 from ._exception_handling import logger
 
 if TYPE_CHECKING:
@@ -349,48 +349,14 @@ def _check_ssl_arguments(
         raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
 
 
-def _numeric_address(
-    host: str, port: int | str | None, family: int
-) -> _AddrInfo | None:
-    """The addrinfo for a host that is already an IP address literal (and a
-    numeric port), or None when it needs a lookup."""
-    if port is None or port == "":
-        port_number = 0
-    else:
-        try:
-            port_number = int(port)
-        except (TypeError, ValueError):
-            return None  # a service name
-    if "%" in host:  # a scope id: leave it to getaddrinfo
-        return None
-    families: list[int]
-    if family == socket.AF_UNSPEC:
-        families = [socket.AF_INET, socket.AF_INET6] if _HAS_IPV6 else [socket.AF_INET]
-    else:
-        families = [family]
-    for af in families:
-        try:
-            socket.inet_pton(af, host)
-        except (OSError, ValueError):
-            continue
-        address: _Address
-        if _HAS_IPV6 and af == socket.AF_INET6:
-            address = (host, port_number, 0, 0)
-        else:
-            address = (host, port_number)
-        return af, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", address
-    return None
-
-
 async def _resolve(
     host: str | None, port: int | str | None, family: int, flags: int
 ) -> list[_AddrInfo]:
-    if host is not None:
-        info = _numeric_address(host, port, family)
-        if info is not None:
-            return [info]
-    infos: list[Any] = await anyio.to_thread.run_sync(
-        socket.getaddrinfo, host, port, family, socket.SOCK_STREAM, 0, flags
+    info = _connect.numeric_addrinfo(host, port, family, socket.SOCK_STREAM, 0)
+    if info is not None:
+        return [info]
+    infos: list[Any] = await _connect.getaddrinfo(
+        host, port, family=family, type=socket.SOCK_STREAM, flags=flags
     )
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
