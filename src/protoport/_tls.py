@@ -24,22 +24,6 @@ SSL_SHUTDOWN_TIMEOUT = 30.0
 TLS_HIGH_WATER = 512 * 1024
 
 
-def check_ssl_arguments(
-    ssl: bool | _ssl.SSLContext | None,
-    *,
-    server_hostname: str | None = None,
-    ssl_handshake_timeout: float | None,
-    ssl_shutdown_timeout: float | None,
-) -> None:
-    """asyncio's checks of the TLS keyword arguments, in asyncio's order."""
-    if server_hostname is not None and not ssl:
-        raise ValueError("server_hostname is only meaningful with ssl")
-    if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-
-
 def check_timeouts(
     ssl_handshake_timeout: float | None, ssl_shutdown_timeout: float | None
 ) -> None:
