@@ -11,7 +11,7 @@ import socket
 import ssl as _ssl_module
 import sys
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from contextvars import Context
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -22,8 +22,8 @@ from anyio.streams.buffered import BufferedByteStream
 
 from . import _connect, _runtime, _server, _tls
 from ._exception_handling import log_exception_context, logger
-from ._futures import Future, Task
-from ._scheduler import Scheduler
+from ._futures import Future, Task, abandon
+from ._scheduler import Reactor, Scheduler
 from ._server import Server
 from ._socket_stream import SocketStream
 from ._stream_transport import StreamTransport
@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
     _Ts = TypeVarTuple("_Ts")
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+#: How many rounds of callbacks a closing loop runs for its cancelled tasks.
+_SHUTDOWN_ROUNDS = 100
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
@@ -69,9 +72,9 @@ class Loop(asyncio.AbstractEventLoop):
         self._pending_spawns: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._transports: set[StreamTransport] = set()
         self._servers: set[Server] = set()
-        self._readers: _runtime.TrioReactor | _runtime.AsyncioReaders | None = None
+        self._readers: Reactor | _runtime.AsyncioReaders | None = None
         self._readers_checked = False
-        self._tasks: set[asyncio.Task[Any] | Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
         self._debug = False
@@ -133,35 +136,42 @@ class Loop(asyncio.AbstractEventLoop):
             await self._task_group.__aexit__(None, None, None)
             return None
         finally:
-            self._closed = True
             with anyio.CancelScope(shield=True):
                 await self._finish_leftovers()
+            self._closed = True
             for handle in list(self._handles):
                 handle.cancel()
             if self._scheduler is not None:
                 self._scheduler.cancel_all()
+                self._scheduler.close()
             self._running = False
 
     async def _finish_leftovers(self) -> None:
-        if isinstance(self._readers, _runtime.TrioReactor):
-            self._readers.close()
         # Tasks that a cancelled task group never started still owe their
         # connection_lost() calls and their results.
         for transport in list(self._transports):
             await transport._finish()
-        asyncio_tasks = []
-        for task in list(self._tasks):
-            if isinstance(task, Task):
-                if not task.done():
-                    task.get_coro().close()
-                    task._finish_cancelled()
-            elif not task.done():
-                asyncio_tasks.append(task)
-        if asyncio_tasks:
+        pending = [task for task in self._tasks if not task.done()]
+        if pending and self._scheduler is not None:
+            self._finish_tasks(self._scheduler, pending)
+        elif pending:
             # Under asyncio the tasks live outside the task group: wait for the
             # cancelled ones to finish, as asyncio.run() does.
-            await asyncio.wait(asyncio_tasks)
+            await asyncio.wait(pending)
         self._tasks.clear()
+
+    def _finish_tasks(
+        self, scheduler: Scheduler, pending: list[asyncio.Task[Any]]
+    ) -> None:
+        """Let cancelled tasks handle their cancellation, as far as they can without
+        I/O (a bounded number of rounds), then abandon the rest."""
+        for _ in range(_SHUTDOWN_ROUNDS):
+            if not scheduler.has_ready() or all(task.done() for task in pending):
+                break
+            scheduler.run_pending()
+        for task in pending:
+            if not task.done():
+                abandon(task)
 
     async def _host_until_run_ends(self) -> None:
         async with self:
@@ -173,21 +183,21 @@ class Loop(asyncio.AbstractEventLoop):
         else:
             self._task_group.start_soon(fn, *args)
 
-    def _reader_registry(
-        self,
-    ) -> _runtime.TrioReactor | _runtime.AsyncioReaders | None:
+    def _reader_registry(self) -> Reactor | _runtime.AsyncioReaders | None:
         """Where socket transports register for readability (made on first use)."""
         if not self._readers_checked:
             self._readers_checked = True
-            self._readers = _runtime.readers(self._runtime)
-            if isinstance(self._readers, _runtime.TrioReactor):
-                self._spawn(self._readers.run, self.call_exception_handler)
+            if self._scheduler is not None:
+                self._scheduler.open()
+                self._readers = self._scheduler.reactor
+            else:
+                self._readers = _runtime.asyncio_readers()
         return self._readers
 
     def _invoke(self, fn: Callable[..., T], *args: Any) -> T:
         """Call a protocol callback; under Trio with this loop as asyncio's running
         loop."""
-        if self._trio:
+        if self._trio and _runtime.get_running_loop_raw() is not self:
             return _runtime.call_with_running_loop(self, fn, *args)
         return fn(*args)
 
@@ -204,6 +214,7 @@ class Loop(asyncio.AbstractEventLoop):
 
     # -- transports ------------------------------------------------------------
 
+    @_runtime.trio_side
     async def connect_stream(
         self,
         protocol_factory: Callable[[], _P],
@@ -311,6 +322,7 @@ class Loop(asyncio.AbstractEventLoop):
         transport._start()
         return transport, protocol
 
+    @_runtime.trio_side
     async def start_tls(
         self,
         transport: asyncio.BaseTransport,
@@ -368,6 +380,7 @@ class Loop(asyncio.AbstractEventLoop):
         new._start(call_connection_made=False)
         return new
 
+    @_runtime.trio_side
     async def create_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -408,6 +421,7 @@ class Loop(asyncio.AbstractEventLoop):
             all_errors=all_errors,
         )
 
+    @_runtime.trio_side
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -432,6 +446,7 @@ class Loop(asyncio.AbstractEventLoop):
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
+    @_runtime.trio_side
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], _P],
@@ -452,6 +467,7 @@ class Loop(asyncio.AbstractEventLoop):
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
+    @_runtime.trio_side
     async def create_server(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -489,6 +505,7 @@ class Loop(asyncio.AbstractEventLoop):
             start_serving=start_serving,
         )
 
+    @_runtime.trio_side
     async def create_unix_server(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -516,6 +533,7 @@ class Loop(asyncio.AbstractEventLoop):
             cleanup_socket=cleanup_socket,
         )
 
+    @_runtime.trio_side
     async def getaddrinfo(  # type: ignore[override]
         self,
         host: bytes | str | None,
@@ -539,6 +557,7 @@ class Loop(asyncio.AbstractEventLoop):
             host, port, family=family, type=type, proto=proto, flags=flags
         )
 
+    @_runtime.trio_side
     async def getnameinfo(
         self,
         sockaddr: tuple[str, int] | tuple[str, int, int, int],
@@ -562,14 +581,15 @@ class Loop(asyncio.AbstractEventLoop):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.Handle:
-        self._check_open()
-        if self._aio is not None:
-            handle = asyncio.Handle(callback, args, self, context)
-            self._aio.call_soon(_run_handle, handle)
-            self._handles.add(handle)
-            return handle
-        assert self._scheduler is not None
-        return self._scheduler.call_soon(callback, args, context)
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        if self._scheduler is not None:
+            return self._scheduler.call_soon(callback, args, context)
+        assert self._aio is not None
+        handle = asyncio.Handle(callback, args, self, context)
+        self._aio.call_soon(_run_handle, handle)
+        self._handles.add(handle)
+        return handle
 
     def call_later(
         self,
@@ -625,6 +645,13 @@ class Loop(asyncio.AbstractEventLoop):
             return self._aio.create_future()
         return Future(loop=self)
 
+    def _create_waiter(self) -> asyncio.Future[Any]:
+        """A future for the calling coroutine to await itself: asyncio's own in a
+        task of this loop under Trio, which awaits it as asyncio does."""
+        if self._scheduler is not None and _runtime.get_running_loop_raw() is self:
+            return asyncio.Future(loop=self)
+        return self.create_future()
+
     def create_task(  # type: ignore[override]
         self,
         coro: Coroutine[Any, Any, T],
@@ -633,18 +660,19 @@ class Loop(asyncio.AbstractEventLoop):
         context: Context | None = None,
     ) -> asyncio.Future[T]:
         self._check_open()
-        task: asyncio.Task[T] | Task[T]
+        task: asyncio.Task[T]
         if self._aio is not None:
-            if context is None:
-                task = self._aio.create_task(coro, name=name)
-            elif sys.version_info >= (3, 11):
-                task = self._aio.create_task(coro, name=name, context=context)
-            else:
-                # 3.10 has no context argument: the task copies the current one.
-                task = context.run(self._aio.create_task, coro, name=name)
+            make: Callable[..., asyncio.Task[T]] = self._aio.create_task
+            options: dict[str, Any] = {}
         else:
-            task = Task(coro, loop=self, name=name, context=context)
-            self._spawn(task._run)
+            make, options = Task, {"loop": self}
+        if context is None:
+            task = make(coro, name=name, **options)
+        elif sys.version_info >= (3, 11):
+            task = make(coro, name=name, context=context, **options)
+        else:
+            # 3.10 has no context argument: the task copies the current one.
+            task = context.run(make, coro, name=name, **options)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -658,10 +686,9 @@ class Loop(asyncio.AbstractEventLoop):
         """Run ``func(*args)`` in *executor*, or in an AnyIO worker thread when
         *executor* is None; return a future of its result."""
         self._check_open()
-        future: asyncio.Future[T] = self.create_future()
         if executor is None:
-            self._spawn(self._run_in_thread, future, func, args)
-            return future
+            return self._call_in_trio_task(anyio.to_thread.run_sync, func, *args)
+        future: asyncio.Future[T] = self.create_future()
         inner = executor.submit(func, *args)
 
         def copy_outcome() -> None:
@@ -678,15 +705,31 @@ class Loop(asyncio.AbstractEventLoop):
         future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return future
 
-    async def _run_in_thread(
-        self, future: asyncio.Future[T], func: Callable[..., T], args: tuple[Any, ...]
+    def _call_in_trio_task(
+        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
+    ) -> asyncio.Future[T]:
+        """Run ``await fn(*args, **kwargs)`` in a task of the loop's task group;
+        return a future of its outcome. Cancelling the future cancels the call."""
+        future: asyncio.Future[T] = self.create_future()
+        self._spawn(self._settle, future, functools.partial(fn, *args, **kwargs))
+        return future
+
+    async def _settle(
+        self, future: asyncio.Future[T], call: Callable[[], Awaitable[T]]
     ) -> None:
-        try:
-            result = await anyio.to_thread.run_sync(func, *args)
-        except Exception as exc:
-            if not future.done():
-                future.set_exception(exc)
-        else:
+        with anyio.CancelScope() as scope:
+            future.add_done_callback(lambda _: scope.cancel())
+            try:
+                result = await call()
+            except anyio.get_cancelled_exc_class():
+                future.cancel()
+                raise
+            except BaseException as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
             if not future.done():
                 future.set_result(result)
 

@@ -2,20 +2,17 @@
 
 The rest of protoport speaks AnyIO; this module answers the few questions AnyIO
 does not: which runtime is running, how to make ``asyncio.get_running_loop()``
-return a facade under Trio, how to drive an asyncio-style coroutine as a Trio task,
-where a per-run default loop lives, and when a stream may be written to without a
-task switch.
+return a facade under Trio, where a per-run default loop lives, and when a stream
+may be written to without a task switch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import select
-import types
+import functools
 import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Generator
-from contextvars import Context
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import anyio
 from anyio.abc import ByteStream, SocketAttribute
@@ -30,6 +27,7 @@ except ImportError:  # pragma: no cover - sniffio comes with Trio
     sniffio = None  # type: ignore[assignment]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 get_running_loop_raw = asyncio._get_running_loop
 set_running_loop = asyncio._set_running_loop
@@ -58,6 +56,8 @@ def call_with_running_loop(
 ) -> T:
     """Call ``fn(*args)`` with *loop* as asyncio's running loop (Trio side)."""
     previous = get_running_loop_raw()
+    if previous is loop:
+        return fn(*args)
     set_running_loop(loop)
     try:
         return fn(*args)
@@ -65,47 +65,23 @@ def call_with_running_loop(
         set_running_loop(previous)
 
 
-@types.coroutine
-def drive(
-    coro: Coroutine[Any, Any, T], loop: asyncio.AbstractEventLoop, context: Context
-) -> Generator[Any, Any, T]:
-    """Run *coro* as part of the current Trio task, one step at a time, each step
-    in *context* with *loop* as asyncio's running loop.
+def trio_side(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Make a coroutine function that waits the Trio way awaitable from a task of
+    a facade loop too.
 
-    A bare ``yield`` (what ``asyncio.sleep(0)`` does) becomes a Trio checkpoint and
-    an asyncio future yielded the asyncio way is waited for, so asyncio code whose
-    futures come from the facade runs unchanged.
+    Such a task is stepped as asyncio steps it, so what it awaits must be one of
+    the loop's futures: there the call runs in a Trio task of the loop instead, and
+    the task awaits its outcome.
     """
-    import trio
 
-    send: Any = None
-    error: BaseException | None = None
-    while True:
-        previous = get_running_loop_raw()
-        set_running_loop(loop)
-        try:
-            if error is None:
-                yielded = context.run(coro.send, send)
-            else:
-                yielded = context.run(coro.throw, error)
-        except StopIteration as stop:
-            return stop.value  # type: ignore[no-any-return]
-        finally:
-            set_running_loop(previous)
-        error = None
-        try:
-            if yielded is None:
-                yield from trio.lowlevel.checkpoint().__await__()
-                send = None
-            elif getattr(yielded, "_asyncio_future_blocking", False):
-                # An asyncio future awaited the asyncio way (e.g. by gather()).
-                yielded._asyncio_future_blocking = False
-                yield from wait_done(yielded).__await__()
-                send = None
-            else:
-                send = yield yielded
-        except BaseException as exc:
-            send, error = None, exc
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        loop = get_running_loop_raw()
+        if getattr(loop, "_trio", False):
+            return await loop._call_in_trio_task(fn, *args, **kwargs)  # type: ignore[union-attr]
+        return await fn(*args, **kwargs)
+
+    return call
 
 
 async def wait_done(future: asyncio.Future[Any]) -> None:
@@ -261,52 +237,6 @@ def fd_io() -> FdIO:
     return io
 
 
-class TrioReactor:
-    """Readiness callbacks for many sockets, served by one Trio task.
-
-    The sockets sit in an epoll set of their own, and that set's descriptor is what
-    the task waits on: one wake-up, then a synchronous callback for every readable
-    socket, as asyncio's selector loop works, instead of a task switch per socket.
-    """
-
-    def __init__(self) -> None:
-        self._epoll = select.epoll()
-        self._callbacks: dict[int, Callable[[], object]] = {}
-
-    def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
-        if fd not in self._callbacks:
-            self._epoll.register(fd, select.EPOLLIN)
-        self._callbacks[fd] = callback
-
-    def remove_reader(self, fd: int) -> None:
-        if self._callbacks.pop(fd, None) is not None:
-            try:
-                self._epoll.unregister(fd)
-            except (OSError, ValueError):  # already closed
-                pass
-
-    async def run(self, report: Callable[[dict[str, Any]], object]) -> None:
-        import trio
-
-        try:
-            while True:
-                await trio.lowlevel.wait_readable(self._epoll)
-                for fd, _ in self._epoll.poll(0):
-                    callback = self._callbacks.get(fd)
-                    if callback is None:
-                        continue
-                    try:
-                        callback()
-                    except Exception as exc:
-                        report({"message": "Exception in a reader", "exception": exc})
-        finally:
-            self.close()
-
-    def close(self) -> None:
-        self._callbacks.clear()
-        self._epoll.close()
-
-
 class AsyncioReaders:
     """Readiness callbacks on the running asyncio loop's own selector."""
 
@@ -315,11 +245,10 @@ class AsyncioReaders:
         self.remove_reader = loop.remove_reader
 
 
-def readers(runtime: str) -> TrioReactor | AsyncioReaders | None:
-    """Where socket transports register to be called when readable, or None when
-    this platform has no way (then each transport reads in a task of its own)."""
-    if runtime == "trio":
-        return TrioReactor() if hasattr(select, "epoll") else None
+def asyncio_readers() -> AsyncioReaders | None:
+    """Where socket transports register to be called when readable under asyncio,
+    or None when the loop has no way (then each transport reads in a task of its
+    own)."""
     loop = asyncio.get_running_loop()
     if not isinstance(loop, asyncio.SelectorEventLoop) and not _has_add_reader(loop):
         return None

@@ -1,8 +1,13 @@
-"""The callback scheduler behind ``call_soon``/``call_later`` under Trio.
+"""The event loop behind the facade under Trio: one Trio task per loop.
 
-One task per loop runs every callback, in asyncio's order: ready callbacks first in
-the order they were scheduled, timers when their time has come, earliest first, the
-callbacks scheduled by a callback on the next round.
+It runs every callback in asyncio's order (ready callbacks first in the order they
+were scheduled, timers when their time has come, earliest first, the callbacks
+scheduled by a callback on the next round), steps the loop's tasks (which are
+callbacks too, as in asyncio), and serves the reactor: sockets registered for
+reading sit in an epoll set of the loop's own, whose descriptor is what the task
+waits on. One Trio wake-up thus reads every readable socket and runs everything
+that follows from it, as a selector loop's iteration does, without a task switch
+per socket or per task.
 """
 
 from __future__ import annotations
@@ -10,14 +15,63 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+import select
+import socket
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context
 from typing import Any
 
-import anyio
-
 from . import _runtime
+
+#: How many iterations the loop runs back to back, while there is work, before
+#: it lets the run's other tasks have their turn.
+_TURNS_PER_CHECKPOINT = 16
+
+
+class Reactor:
+    """Readability callbacks for many sockets, kept in an epoll set of their own.
+
+    Nothing waits here: the scheduler waits for the set's descriptor, then
+    :meth:`dispatch` calls back every socket that is readable.
+    """
+
+    def __init__(self) -> None:
+        self._epoll = select.epoll()
+        self._callbacks: dict[int, Callable[[], object]] = {}
+
+    def fileno(self) -> int:
+        return self._epoll.fileno()
+
+    def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
+        if fd not in self._callbacks:
+            self._epoll.register(fd, select.EPOLLIN)
+        self._callbacks[fd] = callback
+
+    def remove_reader(self, fd: int) -> None:
+        if self._callbacks.pop(fd, None) is not None:
+            try:
+                self._epoll.unregister(fd)
+            except (OSError, ValueError):  # already closed
+                pass
+
+    def dispatch(self, report: Callable[[dict[str, Any]], object]) -> bool:
+        """Call back every readable socket; return whether there was one."""
+        callbacks = self._callbacks
+        events = self._epoll.poll(0)
+        for fd, _ in events:
+            callback = callbacks.get(fd)
+            if callback is None:
+                continue
+            try:
+                callback()
+            except Exception as exc:
+                report({"message": "Exception in a reader", "exception": exc})
+        return bool(events)
+
+    def close(self) -> None:
+        self._callbacks.clear()
+        self._epoll.close()
 
 
 class Scheduler:
@@ -27,7 +81,42 @@ class Scheduler:
         self._ready: deque[asyncio.Handle] = deque()
         self._timers: list[asyncio.TimerHandle] = []
         self._cancelled_timers = 0
-        self._wakeup: anyio.Event | None = None
+        self.reactor: Reactor | None = None
+        self._wake_in: socket.socket | None = None
+        self._wake_out: socket.socket | None = None
+        self._idle = False
+        self._woken = False
+
+    # -- descriptors -------------------------------------------------------------
+
+    def open(self) -> None:
+        """Make the loop's descriptors (once): the reactor's epoll set where the
+        platform has one, and the socket pair that wakes an idle loop."""
+        if self._wake_in is not None:
+            return
+        self._wake_in, self._wake_out = socket.socketpair()
+        self._wake_in.setblocking(False)
+        self._wake_out.setblocking(False)
+        if hasattr(select, "epoll"):
+            self.reactor = Reactor()
+            self.reactor.add_reader(self._wake_in.fileno(), self._drain_wakeups)
+
+    def close(self) -> None:
+        if self.reactor is not None:
+            self.reactor.close()
+        for sock in (self._wake_in, self._wake_out):
+            if sock is not None:
+                sock.close()
+
+    def _drain_wakeups(self) -> None:
+        assert self._wake_in is not None
+        try:
+            while self._wake_in.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    # -- scheduling --------------------------------------------------------------
 
     def time(self) -> float:
         return self._clock()
@@ -39,13 +128,15 @@ class Scheduler:
         context: Context | None,
     ) -> asyncio.Handle:
         handle = asyncio.Handle(callback, args, self._loop, context)
-        self.schedule(handle)
+        self._ready.append(handle)
+        if self._idle:
+            self._wake()
         return handle
 
     def schedule(self, handle: asyncio.Handle) -> None:
         self._ready.append(handle)
-        if self._wakeup is not None:
-            self._wakeup.set()
+        if self._idle:
+            self._wake()
 
     def call_at(
         self,
@@ -57,9 +148,19 @@ class Scheduler:
         timer = asyncio.TimerHandle(when, callback, args, self._loop, context)
         heapq.heappush(self._timers, timer)
         timer._scheduled = True  # type: ignore[attr-defined]
-        if self._wakeup is not None and self._timers[0] is timer:
-            self._wakeup.set()
+        if self._idle and self._timers[0] is timer:
+            self._wake()
         return timer
+
+    def _wake(self) -> None:
+        # Only an idle loop needs waking, and once is enough until it wakes.
+        if self._woken or self._wake_out is None:
+            return
+        self._woken = True
+        try:
+            self._wake_out.send(b"\0")
+        except (BlockingIOError, InterruptedError):
+            pass  # full of wake-ups already
 
     def timer_cancelled(self, timer: asyncio.TimerHandle) -> None:
         if timer._scheduled:  # type: ignore[attr-defined]
@@ -73,17 +174,56 @@ class Scheduler:
         self._ready.clear()
         self._timers.clear()
 
+    # -- running -----------------------------------------------------------------
+
     async def run(self) -> None:
+        import trio
+
+        self.open()
+        assert self._wake_in is not None
+        wait_fd = self.reactor.fileno() if self.reactor is not None else self._wake_in
+        loop = self._loop
+        turns = 0
         while True:
-            self._run_once()
-            deadline = self._next_deadline()
-            if deadline <= self._clock():
-                await anyio.lowlevel.checkpoint()
+            busy = _runtime.call_with_running_loop(loop, self._turn)
+            turns += 1
+            if self._next_deadline() <= self._clock() or busy:
+                # More may be due at once: go on as a selector loop would, but
+                # let the run's other tasks have a turn every so often.
+                if turns >= _TURNS_PER_CHECKPOINT:
+                    turns = 0
+                    await trio.lowlevel.checkpoint()
                 continue
-            self._wakeup = anyio.Event()
-            with anyio.CancelScope(deadline=deadline):
-                await self._wakeup.wait()
-            self._wakeup = None
+            turns = 0
+            deadline = self._next_deadline()
+            self._idle = True
+            try:
+                if deadline == math.inf:
+                    await trio.lowlevel.wait_readable(wait_fd)
+                else:
+                    with trio.move_on_at(deadline):
+                        await trio.lowlevel.wait_readable(wait_fd)
+            finally:
+                self._idle = False
+                self._woken = False
+
+    def _turn(self) -> bool:
+        """One iteration as a selector loop's: read what is readable, then run
+        what is due. Return whether any socket was readable."""
+        if self.reactor is not None:
+            busy = self.reactor.dispatch(self._loop.call_exception_handler)
+        else:
+            self._drain_wakeups()
+            busy = False
+        self._run_once()
+        return busy
+
+    def run_pending(self) -> None:
+        """Run one round of the ready callbacks now (when the loop shuts down)."""
+        _runtime.call_with_running_loop(self._loop, self._run_once)
+
+    def has_ready(self) -> bool:
+        return bool(self._ready)
 
     def _next_deadline(self) -> float:
         if self._ready:
@@ -107,15 +247,7 @@ class Scheduler:
             timer._scheduled = False  # type: ignore[attr-defined]
             self._ready.append(timer)
         ready = self._ready
-        count = len(ready)
-        if not count:
-            return
-        previous = _runtime.get_running_loop_raw()
-        _runtime.set_running_loop(self._loop)
-        try:
-            for _ in range(count):
-                handle = ready.popleft()
-                if not handle.cancelled():
-                    handle._run()
-        finally:
-            _runtime.set_running_loop(previous)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle.cancelled():
+                handle._run()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
-from . import _connect, _tls
+from . import _connect, _runtime, _tls
 from ._exception_handling import logger
 
 if TYPE_CHECKING:
@@ -148,11 +148,13 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._spawn(self._accept_loop, sock)
 
+    @_runtime.trio_side
     async def start_serving(self) -> None:
         """Start accepting connections; a no-op when already serving."""
         self._start_serving()
         await anyio.lowlevel.checkpoint()
 
+    @_runtime.trio_side
     async def serve_forever(self) -> None:
         """Accept connections until cancelled or closed.
 
@@ -310,6 +312,7 @@ class Server(asyncio.AbstractServer):
         except OSError as exc:
             logger.error("Unable to clean up listening UNIX socket %r: %r", path, exc)
 
+    @_runtime.trio_side
     async def wait_closed(self) -> None:
         """Return once the server is closed and every accepted connection is gone
         (waiting for both, in either order)."""

@@ -1,6 +1,6 @@
 """StreamReader: asyncio's buffered byte reader, on any loop.
 
-The reader waits with futures made by its loop (``loop.create_future()``), as
+The reader waits with futures made by its loop (:func:`create_waiter`), as
 asyncio's does. A protoport loop makes futures that Trio tasks can await (and real
 asyncio futures under asyncio), and a plain asyncio loop makes its own: the one
 class serves a protoport transport on either runtime and asyncio's own transports.
@@ -12,8 +12,8 @@ import asyncio
 import sys
 import traceback
 from asyncio import IncompleteReadError, LimitOverrunError
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -28,6 +28,19 @@ class _ReadingTransport(Protocol):
     def pause_reading(self) -> None: ...
 
     def resume_reading(self) -> None: ...
+
+
+def create_waiter(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """A future for the calling coroutine to await itself.
+
+    A protoport loop gives asyncio's plain future to its own tasks, which await it
+    as asyncio does (Trio code needs the loop's usual kind); any other loop makes
+    it with ``create_future()``.
+    """
+    make: Callable[[], asyncio.Future[Any]] = getattr(
+        loop, "_create_waiter", loop.create_future
+    )
+    return make()
 
 
 def resolve_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
@@ -203,7 +216,7 @@ class StreamReader:
             self._paused = False
             assert self._transport is not None
             self._transport.resume_reading()
-        self._waiter = self._loop.create_future()
+        self._waiter = create_waiter(self._loop)
         try:
             await self._waiter
         finally:

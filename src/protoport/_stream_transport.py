@@ -412,7 +412,8 @@ class StreamTransport(asyncio.Transport):
     # -- writing ---------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        check_bytes_like(data)
+        if type(data) is not bytes:
+            check_bytes_like(data)
         if self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
         if type(data) is memoryview and (

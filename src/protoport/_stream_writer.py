@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from ._exception_handling import logger
-from ._stream_reader import StreamReader, resolve_loop
+from ._stream_reader import StreamReader, create_waiter, resolve_loop
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -82,7 +82,7 @@ class _FlowControl(asyncio.Protocol):
             raise ConnectionResetError("Connection lost")
         if not self._paused:
             return
-        waiter: asyncio.Future[None] = self._loop.create_future()
+        waiter: asyncio.Future[None] = create_waiter(self._loop)
         self._drain_waiters.append(waiter)
         try:
             await waiter
@@ -330,7 +330,7 @@ class StreamWriter:
             # among them) once, so that the next check sees the connection gone.
             # A plain checkpoint would not promise that under Trio.
             loop = self._loop
-            ran = loop.create_future()
+            ran = create_waiter(loop)
             loop.call_soon(_set_done, ran)
             await ran
         await self._protocol._drain_helper()
