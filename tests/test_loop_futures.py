@@ -261,18 +261,25 @@ async def test_task_name_and_coro() -> None:
         await unnamed
 
 
-@pytest.mark.parametrize("sleep", [anyio.sleep, asyncio.sleep], ids=["anyio", "aio"])
-async def test_task_cancel_ends_it_cancelled(sleep: Any) -> None:
-    # The coroutine sees the runtime's cancellation (trio.Cancelled on Trio) at the
-    # point where it waits, whatever it waits on.
+async def _sleep_10() -> None:
+    await asyncio.sleep(10)
+
+
+async def _wait_for_an_event() -> None:
+    await asyncio.Event().wait()
+
+
+@pytest.mark.parametrize("wait", [_sleep_10, _wait_for_an_event])
+async def test_task_cancel_ends_it_cancelled(wait: Any) -> None:
+    # On both runtimes the coroutine sees asyncio.CancelledError where it waits.
     started = anyio.Event()
     seen: list[str] = []
 
     async def work() -> None:
         started.set()
         try:
-            await sleep(10)
-        except anyio.get_cancelled_exc_class():
+            await wait()
+        except asyncio.CancelledError:
             seen.append("cancelled")
             raise
         seen.append("not cancelled")
@@ -328,12 +335,12 @@ async def test_task_cancelled_before_it_started_never_runs(
     assert ran == []
 
 
-async def test_task_cancelling_counts_cancel_requests(anyio_backend: str) -> None:
-    if anyio_backend == "asyncio" and sys.version_info < (3, 11):
+async def test_task_cancelling_counts_cancel_requests() -> None:
+    if sys.version_info < (3, 11):
         pytest.skip("asyncio's Task.cancelling() is 3.11+")
 
     async def work() -> None:
-        await anyio.sleep(10)
+        await asyncio.sleep(10)
 
     async with protoport.open_loop() as loop:
         task = loop.create_task(work())
@@ -439,11 +446,10 @@ async def test_running_tasks_are_cancelled_at_exit_and_exit_waits_for_them(
     async def slow_cleanup() -> None:
         started.set()
         try:
-            await anyio.sleep(10)
+            await asyncio.sleep(10)
         finally:
             log.append("cancelled")
-            with anyio.CancelScope(shield=True):
-                await anyio.sleep(0.01)
+            await asyncio.sleep(0.01)
             log.append("cleaned up")
 
     async def quick() -> str:

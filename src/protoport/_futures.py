@@ -75,10 +75,3 @@ class Task(asyncio.Task[T]):
         return (yield from super().__await__())
 
     __iter__ = __await__
-
-
-def abandon(task: asyncio.Task[Any]) -> None:
-    """Close the coroutine of a task its closing loop will not step again, and
-    mark the task cancelled."""
-    task.get_coro().close()  # type: ignore[union-attr]
-    asyncio.Future.cancel(task)

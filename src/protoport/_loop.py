@@ -22,7 +22,7 @@ from anyio.streams.buffered import BufferedByteStream
 
 from . import _connect, _runtime, _server, _tls
 from ._exception_handling import log_exception_context, logger
-from ._futures import Future, Task, abandon
+from ._futures import Future, Task
 from ._scheduler import Reactor, Scheduler
 from ._server import Server
 from ._socket_stream import SocketStream
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
 
     _Ts = TypeVarTuple("_Ts")
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
-
-#: How many rounds of callbacks a closing loop runs for its cancelled tasks.
-_SHUTDOWN_ROUNDS = 100
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 
@@ -75,6 +72,7 @@ class Loop(asyncio.AbstractEventLoop):
         self._readers: Reactor | _runtime.AsyncioReaders | None = None
         self._readers_checked = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._cancelled_at_exit: set[asyncio.Task[Any]] = set()
         self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
         self._debug = False
@@ -124,7 +122,8 @@ class Loop(asyncio.AbstractEventLoop):
         for transport in list(self._transports):
             if not (graceful and transport.is_closing()):
                 transport._force_close(None)
-        for task in list(self._tasks):
+        self._cancelled_at_exit = set(self._tasks)
+        for task in self._cancelled_at_exit:
             task.cancel()
         if not graceful or not self._transports:
             self._task_group.cancel_scope.cancel()
@@ -151,27 +150,22 @@ class Loop(asyncio.AbstractEventLoop):
         # connection_lost() calls and their results.
         for transport in list(self._transports):
             await transport._finish()
+        # Wait for the cancelled tasks to finish, as asyncio.run() does (tasks
+        # made while closing are cancelled too).
         pending = [task for task in self._tasks if not task.done()]
+        for task in pending:
+            if task not in self._cancelled_at_exit:
+                task.cancel()
         if pending and self._scheduler is not None:
-            self._finish_tasks(self._scheduler, pending)
+            # The loop's own Trio task ended with the task group: this one runs
+            # the loop until then, with a new group for what the tasks start.
+            async with anyio.create_task_group() as self._task_group:
+                await self._scheduler.run(until=lambda: all(t.done() for t in pending))
+                self._task_group.cancel_scope.cancel()
         elif pending:
-            # Under asyncio the tasks live outside the task group: wait for the
-            # cancelled ones to finish, as asyncio.run() does.
+            # Under asyncio the tasks live on the asyncio loop.
             await asyncio.wait(pending)
         self._tasks.clear()
-
-    def _finish_tasks(
-        self, scheduler: Scheduler, pending: list[asyncio.Task[Any]]
-    ) -> None:
-        """Let cancelled tasks handle their cancellation, as far as they can without
-        I/O (a bounded number of rounds), then abandon the rest."""
-        for _ in range(_SHUTDOWN_ROUNDS):
-            if not scheduler.has_ready() or all(task.done() for task in pending):
-                break
-            scheduler.run_pending()
-        for task in pending:
-            if not task.done():
-                abandon(task)
 
     async def _host_until_run_ends(self) -> None:
         async with self:
@@ -687,8 +681,14 @@ class Loop(asyncio.AbstractEventLoop):
         *executor* is None; return a future of its result."""
         self._check_open()
         if executor is None:
-            return self._call_in_trio_task(anyio.to_thread.run_sync, func, *args)
-        future: asyncio.Future[T] = self.create_future()
+            future, scope = self._start_in_trio_task(
+                functools.partial(anyio.to_thread.run_sync, func, *args)
+            )
+            future.add_done_callback(
+                lambda f: scope.cancel() if f.cancelled() else None
+            )
+            return future
+        future = self.create_future()
         inner = executor.submit(func, *args)
 
         def copy_outcome() -> None:
@@ -705,24 +705,28 @@ class Loop(asyncio.AbstractEventLoop):
         future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return future
 
-    def _call_in_trio_task(
-        self, fn: Callable[..., Awaitable[T]], /, *args: Any, **kwargs: Any
-    ) -> asyncio.Future[T]:
-        """Run ``await fn(*args, **kwargs)`` in a task of the loop's task group;
-        return a future of its outcome. Cancelling the future cancels the call."""
+    def _start_in_trio_task(
+        self, call: Callable[[], Awaitable[T]]
+    ) -> tuple[asyncio.Future[T], anyio.CancelScope]:
+        """Run ``await call()`` in a task of the loop's task group; return a future
+        of its outcome and the scope that cancels it."""
         future: asyncio.Future[T] = self.create_future()
-        self._spawn(self._settle, future, functools.partial(fn, *args, **kwargs))
-        return future
+        scope = anyio.CancelScope()
+        self._spawn(self._settle, future, scope, call)
+        return future, scope
 
     async def _settle(
-        self, future: asyncio.Future[T], call: Callable[[], Awaitable[T]]
+        self,
+        future: asyncio.Future[T],
+        scope: anyio.CancelScope,
+        call: Callable[[], Awaitable[T]],
     ) -> None:
-        with anyio.CancelScope() as scope:
-            future.add_done_callback(lambda _: scope.cancel())
+        with scope:
             try:
                 result = await call()
             except anyio.get_cancelled_exc_class():
-                future.cancel()
+                if not future.done():
+                    future.cancel()
                 raise
             except BaseException as exc:
                 if not future.done():
@@ -732,6 +736,24 @@ class Loop(asyncio.AbstractEventLoop):
                 return
             if not future.done():
                 future.set_result(result)
+
+    async def _await_in_trio_task(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Await ``call()`` from a task of this loop, by running it in a Trio task.
+
+        Cancelling the loop task cancels the call and, as when the call runs in
+        the task itself under asyncio, waits until it has ended.
+        """
+        future, scope = self._start_in_trio_task(call)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            scope.cancel()
+            while not future.done():
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    pass
+            raise
 
     def _check_open(self) -> None:
         if self._closed:

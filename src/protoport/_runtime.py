@@ -78,7 +78,9 @@ def trio_side(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, 
     async def call(*args: P.args, **kwargs: P.kwargs) -> T:
         loop = get_running_loop_raw()
         if getattr(loop, "_trio", False):
-            return await loop._call_in_trio_task(fn, *args, **kwargs)  # type: ignore[union-attr]
+            call = functools.partial(fn, *args, **kwargs)
+            result: T = await loop._await_in_trio_task(call)  # type: ignore[union-attr]
+            return result
         return await fn(*args, **kwargs)
 
     return call

@@ -176,7 +176,9 @@ class Scheduler:
 
     # -- running -----------------------------------------------------------------
 
-    async def run(self) -> None:
+    async def run(self, until: Callable[[], bool] | None = None) -> None:
+        """Run the loop: forever, or until *until* returns true after an
+        iteration."""
         import trio
 
         self.open()
@@ -186,6 +188,8 @@ class Scheduler:
         turns = 0
         while True:
             busy = _runtime.call_with_running_loop(loop, self._turn)
+            if until is not None and until():
+                return
             turns += 1
             if self._next_deadline() <= self._clock() or busy:
                 # More may be due at once: go on as a selector loop would, but
@@ -217,13 +221,6 @@ class Scheduler:
             busy = False
         self._run_once()
         return busy
-
-    def run_pending(self) -> None:
-        """Run one round of the ready callbacks now (when the loop shuts down)."""
-        _runtime.call_with_running_loop(self._loop, self._run_once)
-
-    def has_ready(self) -> bool:
-        return bool(self._ready)
 
     def _next_deadline(self) -> float:
         if self._ready:
