@@ -54,9 +54,11 @@ class Loop(asyncio.AbstractEventLoop):
 
     Under asyncio, ``call_soon``/``call_later``/``call_at``/``time``/
     ``create_future``/``create_task`` delegate to the running asyncio loop. Under
-    Trio, one scheduler task runs the callbacks, futures are :class:`asyncio.Future`
-    objects that Trio tasks can await, and ``asyncio.get_running_loop()`` returns
-    this object while a protocol or scheduled callback, or a task created here, runs.
+    Trio, one Trio task runs the loop: it reads the sockets, runs the callbacks and
+    steps the tasks (real :class:`asyncio.Task` objects), futures are
+    :class:`asyncio.Future` objects that Trio tasks can await, and
+    ``asyncio.get_running_loop()`` returns this object while a protocol or
+    scheduled callback, or a task created here, runs.
     """
 
     def __init__(self) -> None:
@@ -652,7 +654,9 @@ class Loop(asyncio.AbstractEventLoop):
         *,
         name: str | None = None,
         context: Context | None = None,
-    ) -> asyncio.Future[T]:
+    ) -> asyncio.Task[T]:
+        """Return an :class:`asyncio.Task` running *coro*, stepped by this loop
+        under Trio (by the running asyncio loop under asyncio)."""
         self._check_open()
         task: asyncio.Task[T]
         if self._aio is not None:

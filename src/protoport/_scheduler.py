@@ -246,5 +246,5 @@ class Scheduler:
         ready = self._ready
         for _ in range(len(ready)):
             handle = ready.popleft()
-            if not handle.cancelled():
+            if not handle._cancelled:
                 handle._run()
