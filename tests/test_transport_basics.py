@@ -20,6 +20,7 @@ from _helpers import (
     SOCKET_KINDS,
     Recorder,
     collect_errors,
+    listener,
     open_pair,
     read_exactly,
     read_to_eof,
@@ -956,3 +957,34 @@ async def test_nothing_is_left_open_or_running_after_the_loop() -> None:
         assert proto.trace[0] == "made"
         assert [e for e in proto.trace if e[0] == "lost"] == [("lost", None)]
         assert proto.trace[-1] == ("lost", None)
+
+
+class _WatchSocket(asyncio.Protocol):
+    """Records whether its socket is open when connection_lost() runs, and its
+    descriptor one callback later."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.sock = transport.get_extra_info("socket")
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.seen.append(self.sock.fileno() >= 0)
+        asyncio.get_running_loop().call_soon(
+            lambda: self.seen.append(self.sock.fileno())
+        )
+
+
+@pytest.mark.parametrize("end", ["close", "abort"])
+async def test_socket_is_closed_right_after_connection_lost(end: str) -> None:
+    # As asyncio's socket transports: open during connection_lost(), closed by
+    # the next callback.
+    with listener() as server:
+        async with protoport.open_loop() as loop:
+            transport, proto = await loop.create_connection(
+                _WatchSocket, *server.getsockname()
+            )
+            getattr(transport, end)()
+            await wait_until(lambda: len(proto.seen) == 2)
+    assert proto.seen == [True, -1]

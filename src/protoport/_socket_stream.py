@@ -116,12 +116,17 @@ class SocketStream(AnyIOSocketStream):
         await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
+        self.close_now()
+        await anyio.lowlevel.checkpoint()
+
+    def close_now(self) -> None:
+        """Close the socket at once (tasks waiting on it get
+        ``ClosedResourceError``)."""
         if not self._closed:
             self._closed = True
             if self._sock.fileno() >= 0:
                 self._fd_io.notify_closing(self._sock)
             self._sock.close()
-        await anyio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
         if self._closed:

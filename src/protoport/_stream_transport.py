@@ -186,10 +186,13 @@ class StreamTransport(asyncio.Transport):
         if self._reader_running:
             self._reader_stopped = anyio.Event()
             await self._reader_stopped.wait()
-        if self._graceful:
-            with anyio.move_on_after(self._close_timeout):
-                await self._close_stream()
-        await anyio.aclose_forcefully(self._stream)
+        if not isinstance(self._stream, SocketStream):
+            # A socket of protoport's own is closed after connection_lost(), as
+            # asyncio closes its sockets; other streams may need to say goodbye.
+            if self._graceful:
+                with anyio.move_on_after(self._close_timeout):
+                    await self._close_stream()
+            await anyio.aclose_forcefully(self._stream)
         self._buffer.clear()
         self._buffer.close()
         try:
@@ -198,13 +201,17 @@ class StreamTransport(asyncio.Transport):
             self._loop._forget(self)
 
     def _call_connection_lost(self) -> None:
-        """Call ``connection_lost()``, once; the stream may still be closing."""
+        """Call ``connection_lost()``, once, then close a socket of protoport's own
+        at once, as asyncio's socket transports do; another stream may still be
+        closing."""
         if self._lost_called:
             return
         self._lost_called = True
         try:
             self._run_callback(self._protocol.connection_lost, self._exc)
         finally:
+            if isinstance(self._stream, SocketStream) and not self._detaching:
+                self._stream.close_now()
             if self._server is not None:
                 self._server._detach(self)
                 self._server = None
