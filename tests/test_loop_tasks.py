@@ -166,3 +166,35 @@ async def test_exit_lets_cancelled_tasks_finish_their_cleanup() -> None:
                 await anyio.sleep(0.001)
     assert log == ["cancelled", "cleaned up"]
     assert task.cancelled()
+
+
+async def test_a_task_factory_makes_the_loops_tasks() -> None:
+    made: list[asyncio.Task[Any]] = []
+
+    def factory(
+        loop: asyncio.AbstractEventLoop, coro: Any, **options: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.Task(coro, loop=loop, **options)
+        made.append(task)
+        return task
+
+    async def work() -> int:
+        return 1
+
+    async with protoport.open_loop() as loop:
+        previous = loop.get_task_factory()
+        loop.set_task_factory(factory)
+        try:
+            assert loop.get_task_factory() is factory
+            task = loop.create_task(work(), name="made")
+        finally:
+            loop.set_task_factory(previous)
+        assert made == [task]
+        assert task.get_name() == "made"
+        done = anyio.Event()
+        task.add_done_callback(lambda _: done.set())
+        with anyio.fail_after(5):
+            await done.wait()
+        assert task.result() == 1
+        with pytest.raises(TypeError, match="task factory must be a callable or None"):
+            loop.set_task_factory(1)  # type: ignore[arg-type]

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+TaskFactory = Callable[..., "asyncio.Task[Any]"]
 
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
@@ -77,6 +78,7 @@ class Loop(asyncio.AbstractEventLoop):
         self._cancelled_at_exit: set[asyncio.Task[Any]] = set()
         self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
+        self._task_factory: TaskFactory | None = None
         self._debug = False
         self._running = False
         self._exiting = False
@@ -662,6 +664,15 @@ class Loop(asyncio.AbstractEventLoop):
         if self._aio is not None:
             make: Callable[..., asyncio.Task[T]] = self._aio.create_task
             options: dict[str, Any] = {}
+        elif self._task_factory is not None:
+            # As asyncio's loops call a task factory.
+            if context is None:
+                task = self._task_factory(self, coro)
+            else:
+                task = self._task_factory(self, coro, context=context)
+            if name is not None:
+                task.set_name(name)
+            return self._track(task)
         else:
             make, options = Task, {"loop": self}
         if context is None:
@@ -671,9 +682,28 @@ class Loop(asyncio.AbstractEventLoop):
         else:
             # 3.10 has no context argument: the task copies the current one.
             task = context.run(make, coro, name=name, **options)
+        return self._track(task)
+
+    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
+
+    def set_task_factory(self, factory: TaskFactory | None) -> None:  # type: ignore[override]
+        """Set the factory ``create_task()`` calls as ``factory(loop, coro)`` (with
+        ``context=`` when one is given), or None for the default; under asyncio,
+        the running asyncio loop's."""
+        if factory is not None and not callable(factory):
+            raise TypeError("task factory must be a callable or None")
+        if self._aio is not None:
+            self._aio.set_task_factory(factory)
+        else:
+            self._task_factory = factory
+
+    def get_task_factory(self) -> Any:
+        if self._aio is not None:
+            return self._aio.get_task_factory()
+        return self._task_factory
 
     def run_in_executor(  # type: ignore[override]
         self,

@@ -258,7 +258,8 @@ class StreamReader:
             data = bytes(buffer)
             buffer.clear()
             return data
-        data = bytes(buffer[:n])
+        # One copy, through a view that is gone before the buffer is resized.
+        data = bytes(memoryview(buffer)[:n])
         # Deleting at the front of a bytearray moves its start, not its bytes.
         del buffer[:n]
         return data
