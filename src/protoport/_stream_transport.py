@@ -383,17 +383,18 @@ class StreamTransport(asyncio.Transport):
         if self._buffered:
             self._read_into_buffer(sock)
             return
+        view = self._loop._read_buffer()
         try:
-            data = sock.recv(MAX_READ_SIZE)
+            nbytes = sock.recv_into(view)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
-        if not data:
+        if not nbytes:
             self._end_of_stream()
             return
-        self._read_callback("data_received", data)
+        self._read_callback("data_received", view[:nbytes].tobytes())
 
     def _read_into_buffer(self, sock: Any) -> None:
         buf = self._get_buffer()
