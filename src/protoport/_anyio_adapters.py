@@ -17,6 +17,7 @@ from anyio import (
 )
 from anyio.abc import ByteStream, SocketAttribute
 
+from . import _runtime
 from ._loop import get_running_loop
 from ._stream_reader import DEFAULT_LIMIT, StreamReader
 from ._stream_writer import StreamReaderProtocol, StreamWriter
@@ -85,23 +86,6 @@ def _transport_attributes(
     return attributes
 
 
-async def _wait_done(future: asyncio.Future[Any]) -> None:
-    """Wait until *future* is done, without cancelling it when cancelled."""
-    if future.done():
-        await anyio.lowlevel.checkpoint()
-        return
-    event = anyio.Event()
-
-    def on_done(_: asyncio.Future[Any]) -> None:
-        event.set()
-
-    future.add_done_callback(on_done)
-    try:
-        await event.wait()
-    finally:
-        future.remove_done_callback(on_done)
-
-
 class _ReaderWriterStream(ByteStream):
     def __init__(self, reader: StreamReader, writer: StreamWriter) -> None:
         self._reader = reader
@@ -158,7 +142,9 @@ class _ReaderWriterStream(ByteStream):
         self._closed = True
         writer.close()
         try:
-            await _wait_done(writer._protocol._get_close_waiter(writer))
+            await _runtime.wait_done(
+                writer._protocol._get_close_waiter(writer), cancel=False
+            )
         except BaseException:
             # Cancelled while the buffered bytes were being sent: drop them.
             writer.transport.abort()

@@ -86,16 +86,26 @@ def trio_side(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, 
     return call
 
 
-async def wait_done(future: asyncio.Future[Any]) -> None:
-    """Wait until *future* is done; cancelling the wait cancels the future, as
-    cancelling an asyncio task cancels the future it awaits."""
+async def wait_done(future: asyncio.Future[Any], *, cancel: bool = True) -> None:
+    """Wait until *future* is done. With *cancel*, cancelling the wait cancels the
+    future, as cancelling an asyncio task cancels the future it awaits."""
+    if future.done():
+        await anyio.lowlevel.checkpoint()
+        return
     done = anyio.Event()
-    future.add_done_callback(lambda _: done.set())
+
+    def on_done(_: asyncio.Future[Any]) -> None:
+        done.set()
+
+    future.add_done_callback(on_done)
     try:
         await done.wait()
     except BaseException:
-        future.cancel()
+        if cancel:
+            future.cancel()
         raise
+    finally:
+        future.remove_done_callback(on_done)
 
 
 def threadsafe_scheduler(runtime: str) -> Callable[[Callable[[], object]], None]:
