@@ -191,7 +191,8 @@ class Scheduler:
             if until is not None and until():
                 return
             turns += 1
-            if self._next_deadline() <= self._clock() or busy:
+            deadline = self._next_deadline()
+            if deadline <= self._clock() or busy:
                 # More may be due at once: go on as a selector loop would, but
                 # let the run's other tasks have a turn every so often.
                 if turns >= _TURNS_PER_CHECKPOINT:
@@ -199,7 +200,6 @@ class Scheduler:
                     await trio.lowlevel.checkpoint()
                 continue
             turns = 0
-            deadline = self._next_deadline()
             self._idle = True
             try:
                 if deadline == math.inf:

@@ -95,6 +95,7 @@ class StreamTransport(asyncio.Transport):
         if isinstance(stream, SocketStream):
             self._readers = loop._reader_registry()
             self._sock = stream._raw_socket
+            self._read_view = loop._read_buffer()
         self._fd = self._sock.fileno() if self._readers is not None else -1
         self._registered = False
         self._eof_seen = False
@@ -383,7 +384,7 @@ class StreamTransport(asyncio.Transport):
         if self._buffered:
             self._read_into_buffer(sock)
             return
-        view = self._loop._read_buffer()
+        view = self._read_view
         try:
             nbytes = sock.recv_into(view)
         except (BlockingIOError, InterruptedError):
