@@ -136,29 +136,25 @@ def trio_clock() -> Callable[[], float]:
 def sync_sender(
     stream: ByteStream,
 ) -> Callable[[bytes | bytearray | memoryview], int] | None:
-    """Return a function that hands bytes straight to *stream*'s socket, or None.
+    """Return the ``send`` of *stream*'s non-blocking socket, to hand bytes straight
+    to the kernel (it raises BlockingIOError when the kernel takes none), or None.
 
-    protoport's own socket stream offers ``try_send``. AnyIO's socket stream under
-    Trio keeps no buffer either, so while no ``send()`` is in progress a
-    non-blocking ``socket.send`` writes the same bytes in the same order without a
-    task switch. Under asyncio, AnyIO's stream sits on an asyncio transport with a
-    buffer of its own, so there is no such shortcut.
+    protoport's own socket stream keeps no buffer. AnyIO's socket stream under
+    Trio keeps none either, so while no ``send()`` is in progress a non-blocking
+    ``socket.send`` writes the same bytes in the same order without a task switch.
+    Under asyncio, AnyIO's stream sits on an asyncio transport with a buffer of its
+    own, so there is no such shortcut.
     """
     from ._socket_stream import SocketStream
 
     if isinstance(stream, SocketStream):
-        return stream.try_send
+        return stream._raw_socket.send
     if current_runtime() != "trio" or not isinstance(stream, AnyIOSocketStream):
         return None
-    send = stream.extra(SocketAttribute.raw_socket).send
-
-    def send_now(data: bytes | bytearray | memoryview) -> int:
-        try:
-            return send(data)
-        except (BlockingIOError, InterruptedError):
-            return 0
-
-    return send_now
+    send: Callable[[bytes | bytearray | memoryview], int] = stream.extra(
+        SocketAttribute.raw_socket
+    ).send
+    return send
 
 
 _asyncio_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Loop] = (

@@ -30,8 +30,10 @@ class _ReadingTransport(Protocol):
     def resume_reading(self) -> None: ...
 
 
-def create_waiter(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-    """A future for the calling coroutine to await itself.
+def waiter_maker(
+    loop: asyncio.AbstractEventLoop,
+) -> Callable[[], asyncio.Future[Any]]:
+    """What makes the futures a coroutine awaits itself on *loop*.
 
     A protoport loop gives asyncio's plain future to its own tasks, which await it
     as asyncio does (Trio code needs the loop's usual kind); any other loop makes
@@ -40,7 +42,13 @@ def create_waiter(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
     make: Callable[[], asyncio.Future[Any]] = getattr(
         loop, "_create_waiter", loop.create_future
     )
-    return make()
+    return make
+
+
+def create_waiter(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
+    """A future for the calling coroutine to await itself (see
+    :func:`waiter_maker`)."""
+    return waiter_maker(loop)()
 
 
 def resolve_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEventLoop:
@@ -101,6 +109,7 @@ class StreamReader:
         self._exception: BaseException | None = None
         self._transport: _ReadingTransport | None = None
         self._paused = False
+        self._make_waiter = waiter_maker(self._loop)
         if self._loop.get_debug():
             self._source_traceback = traceback.extract_stack(sys._getframe(1))
 
@@ -185,7 +194,12 @@ class StreamReader:
         if not data:
             return
         self._buffer += data
-        self._wakeup_waiter()
+        # _wakeup_waiter(), inlined: this runs for every read of the transport.
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.cancelled():
+                waiter.set_result(None)
         transport = self._transport
         if (
             transport is not None
@@ -200,9 +214,10 @@ class StreamReader:
             else:
                 self._paused = True
 
-    async def _wait_for_data(self, func_name: str) -> None:
-        """Wait until :meth:`feed_data`, :meth:`feed_eof` or :meth:`set_exception`
-        is called, resuming the transport first if it is paused."""
+    def _new_waiter(self, func_name: str) -> asyncio.Future[None]:
+        """The future that :meth:`feed_data`, :meth:`feed_eof` or
+        :meth:`set_exception` completes, for *func_name* to await; the transport is
+        resumed first if it is paused."""
         # Two readers waiting at once could not know which one gets the bytes.
         if self._waiter is not None:
             raise RuntimeError(
@@ -216,9 +231,15 @@ class StreamReader:
             self._paused = False
             assert self._transport is not None
             self._transport.resume_reading()
-        self._waiter = create_waiter(self._loop)
+        waiter = self._waiter = self._make_waiter()
+        return waiter
+
+    async def _wait_for_data(self, func_name: str) -> None:
+        """Wait until :meth:`feed_data`, :meth:`feed_eof` or :meth:`set_exception`
+        is called."""
+        waiter = self._new_waiter(func_name)
         try:
-            await self._waiter
+            await waiter
         finally:
             self._waiter = None
 
@@ -244,10 +265,21 @@ class StreamReader:
                     break
                 blocks.append(block)
             return b"".join(blocks)
-        if not self._buffer and not self._eof:
-            await self._wait_for_data("read")
-        data = self._take(n)
-        self._maybe_resume_transport()
+        buffer = self._buffer
+        if not buffer and not self._eof:
+            # _wait_for_data() without its coroutine: read() is the hot path.
+            waiter = self._new_waiter("read")
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        if n >= len(buffer):
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = self._take(n)
+        if self._paused:
+            self._maybe_resume_transport()
         return data
 
     def _take(self, n: int) -> bytes:

@@ -395,7 +395,18 @@ class StreamTransport(asyncio.Transport):
         if not nbytes:
             self._end_of_stream()
             return
-        self._read_callback("data_received", view[:nbytes].tobytes())
+        # _read_callback() inlined: the reactor already runs this loop as the
+        # running one, and this is the path of every read.
+        try:
+            self._protocol.data_received(view[:nbytes].tobytes())  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._fatal_error(
+                exc,
+                self._callback_error_message
+                or "Fatal error: protocol.data_received() call failed.",
+            )
 
     def _read_into_buffer(self, sock: Any) -> None:
         buf = self._get_buffer()
@@ -435,9 +446,12 @@ class StreamTransport(asyncio.Transport):
             # As CPython: bytes written while close() still flushes are sent too.
             self._count_lost_write()
             return
-        if self._sync_send is not None and not self._sending and not self._buffer:
+        # The buffer's size read without a call: this is the path of every write.
+        if self._sync_send is not None and not self._sending and not self._buffer._size:
             try:
                 sent = self._sync_send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
             except OSError as exc:
                 self._fatal_error(exc, "Fatal write error on socket transport")
                 return

@@ -269,6 +269,10 @@ class StreamWriter:
         assert reader is None or isinstance(reader, StreamReader)
         self._reader = reader
         self._loop = loop
+        # drain() may skip awaiting _drain_helper() when it would return at once.
+        self._plain_drain = (
+            getattr(type(protocol), "_drain_helper", None) is _FlowControl._drain_helper
+        )
 
     def __repr__(self) -> str:
         parts = [type(self).__name__, f"transport={self._transport!r}"]
@@ -321,10 +325,9 @@ class StreamWriter:
         above its high watermark), waits until it resumes. Any number of tasks may
         wait at once.
         """
-        if self._reader is not None:
-            exc = self._reader.exception()
-            if exc is not None:
-                raise exc
+        reader = self._reader
+        if reader is not None and reader._exception is not None:
+            raise reader._exception
         if self._transport.is_closing():
             # Let the loop run the callbacks already queued (connection_lost()
             # among them) once, so that the next check sees the connection gone.
@@ -333,7 +336,10 @@ class StreamWriter:
             ran = create_waiter(loop)
             loop.call_soon(_set_done, ran)
             await ran
-        await self._protocol._drain_helper()
+        protocol = self._protocol
+        if self._plain_drain and not (protocol._paused or protocol._connection_lost):
+            return
+        await protocol._drain_helper()
 
     async def start_tls(
         self,
