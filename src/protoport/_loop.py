@@ -81,6 +81,9 @@ class Loop(asyncio.AbstractEventLoop):
         self._task_factory: TaskFactory | None = None
         self._read_view: memoryview | None = None
         self._debug = False
+        # get_debug() as a C-level callable: asyncio's Handle and Future ask for
+        # it every time one is made, and a Python method call is the costlier part.
+        self.get_debug = functools.partial(getattr, self, "_debug")  # type: ignore[method-assign]
         self._running = False
         self._exiting = False
         self._closed = False
@@ -594,10 +597,15 @@ class Loop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        if self._scheduler is not None:
-            return self._scheduler.call_soon(callback, args, context)
-        assert self._aio is not None
         handle = asyncio.Handle(callback, args, self, context)
+        scheduler = self._scheduler
+        if scheduler is not None:
+            # Scheduler.schedule(), inlined: every task wake-up comes this way.
+            scheduler.ready.append(handle)
+            if scheduler.idle:
+                scheduler.wake()
+            return handle
+        assert self._aio is not None
         self._aio.call_soon(_run_handle, handle)
         self._handles.add(handle)
         return handle

@@ -78,13 +78,13 @@ class Scheduler:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._clock = _runtime.trio_clock()
-        self._ready: deque[asyncio.Handle] = deque()
+        self.ready: deque[asyncio.Handle] = deque()
         self._timers: list[asyncio.TimerHandle] = []
         self._cancelled_timers = 0
         self.reactor: Reactor | None = None
         self._wake_in: socket.socket | None = None
         self._wake_out: socket.socket | None = None
-        self._idle = False
+        self.idle = False
         self._woken = False
 
     # -- descriptors -------------------------------------------------------------
@@ -121,22 +121,12 @@ class Scheduler:
     def time(self) -> float:
         return self._clock()
 
-    def call_soon(
-        self,
-        callback: Callable[..., object],
-        args: tuple[Any, ...],
-        context: Context | None,
-    ) -> asyncio.Handle:
-        handle = asyncio.Handle(callback, args, self._loop, context)
-        self._ready.append(handle)
-        if self._idle:
-            self._wake()
-        return handle
-
     def schedule(self, handle: asyncio.Handle) -> None:
-        self._ready.append(handle)
-        if self._idle:
-            self._wake()
+        """Run *handle* on the next iteration (what ``call_soon()`` does, which
+        the loop inlines)."""
+        self.ready.append(handle)
+        if self.idle:
+            self.wake()
 
     def call_at(
         self,
@@ -148,11 +138,11 @@ class Scheduler:
         timer = asyncio.TimerHandle(when, callback, args, self._loop, context)
         heapq.heappush(self._timers, timer)
         timer._scheduled = True  # type: ignore[attr-defined]
-        if self._idle and self._timers[0] is timer:
-            self._wake()
+        if self.idle and self._timers[0] is timer:
+            self.wake()
         return timer
 
-    def _wake(self) -> None:
+    def wake(self) -> None:
         # Only an idle loop needs waking, and once is enough until it wakes.
         if self._woken or self._wake_out is None:
             return
@@ -167,11 +157,11 @@ class Scheduler:
             self._cancelled_timers += 1
 
     def cancel_all(self) -> None:
-        for handle in self._ready:
+        for handle in self.ready:
             handle.cancel()
         for timer in self._timers:
             timer.cancel()
-        self._ready.clear()
+        self.ready.clear()
         self._timers.clear()
 
     # -- running -----------------------------------------------------------------
@@ -200,7 +190,7 @@ class Scheduler:
                     await trio.lowlevel.checkpoint()
                 continue
             turns = 0
-            self._idle = True
+            self.idle = True
             try:
                 if deadline == math.inf:
                     await trio.lowlevel.wait_readable(wait_fd)
@@ -208,7 +198,7 @@ class Scheduler:
                     with trio.move_on_at(deadline):
                         await trio.lowlevel.wait_readable(wait_fd)
             finally:
-                self._idle = False
+                self.idle = False
                 self._woken = False
 
     def _turn(self) -> bool:
@@ -223,7 +213,7 @@ class Scheduler:
         return busy
 
     def _next_deadline(self) -> float:
-        if self._ready:
+        if self.ready:
             return -math.inf
         if self._timers:
             return self._timers[0].when()
@@ -242,8 +232,8 @@ class Scheduler:
         while timers and timers[0].when() <= now:
             timer = heapq.heappop(timers)
             timer._scheduled = False  # type: ignore[attr-defined]
-            self._ready.append(timer)
-        ready = self._ready
+            self.ready.append(timer)
+        ready = self.ready
         for _ in range(len(ready)):
             handle = ready.popleft()
             if not handle._cancelled:

@@ -219,8 +219,9 @@ class StreamReaderProtocol(_FlowControl):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
-        reader = self._stream_reader
-        if reader is not None:
+        # The _stream_reader property, inlined: this runs for every read.
+        reader_wr = self._stream_reader_wr
+        if reader_wr is not None and (reader := reader_wr()) is not None:
             reader.feed_data(data)
 
     def eof_received(self) -> bool:
