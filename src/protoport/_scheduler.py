@@ -175,21 +175,41 @@ class Scheduler:
         assert self._wake_in is not None
         wait_fd = self.reactor.fileno() if self.reactor is not None else self._wake_in
         loop = self._loop
-        turns = 0
+        reactor = self.reactor
+        report = loop.call_exception_handler
+        clock = self._clock
         while True:
-            busy = _runtime.call_with_running_loop(loop, self._turn)
-            if until is not None and until():
-                return
-            turns += 1
-            deadline = self._next_deadline()
-            if deadline <= self._clock() or busy:
-                # More may be due at once: go on as a selector loop would, but
-                # let the run's other tasks have a turn every so often.
-                if turns >= _TURNS_PER_CHECKPOINT:
-                    turns = 0
-                    await trio.lowlevel.checkpoint()
+            # Iterations back to back, as a selector loop's, while there is work;
+            # this loop is asyncio's running one only until the task awaits.
+            previous = _runtime.get_running_loop_raw()
+            _runtime.set_running_loop(loop)
+            try:
+                for _ in range(_TURNS_PER_CHECKPOINT):
+                    # Read what is readable, then run what is due.
+                    if reactor is not None:
+                        busy = reactor.dispatch(report)
+                    else:
+                        self._drain_wakeups()
+                        busy = False
+                    self._run_once()
+                    if until is not None and until():
+                        return
+                    if busy or self.ready:
+                        continue
+                    if not self._timers:
+                        deadline = math.inf
+                        break
+                    deadline = self._timers[0].when()
+                    if deadline > clock():
+                        break
+                else:
+                    deadline = -math.inf
+            finally:
+                _runtime.set_running_loop(previous)
+            if deadline == -math.inf:
+                # Still busy: let the run's other tasks have their turn.
+                await trio.lowlevel.checkpoint()
                 continue
-            turns = 0
             self.idle = True
             try:
                 if deadline == math.inf:
@@ -201,38 +221,21 @@ class Scheduler:
                 self.idle = False
                 self._woken = False
 
-    def _turn(self) -> bool:
-        """One iteration as a selector loop's: read what is readable, then run
-        what is due. Return whether any socket was readable."""
-        if self.reactor is not None:
-            busy = self.reactor.dispatch(self._loop.call_exception_handler)
-        else:
-            self._drain_wakeups()
-            busy = False
-        self._run_once()
-        return busy
-
-    def _next_deadline(self) -> float:
-        if self.ready:
-            return -math.inf
-        if self._timers:
-            return self._timers[0].when()
-        return math.inf
-
     def _run_once(self) -> None:
         timers = self._timers
-        if self._cancelled_timers > 50 and 2 * self._cancelled_timers > len(timers):
-            self._timers = timers = [t for t in timers if not t.cancelled()]
-            heapq.heapify(timers)
-            self._cancelled_timers = 0
-        while timers and timers[0].cancelled():
-            self._cancelled_timers -= 1
-            heapq.heappop(timers)._scheduled = False  # type: ignore[attr-defined]
-        now = self._clock()
-        while timers and timers[0].when() <= now:
-            timer = heapq.heappop(timers)
-            timer._scheduled = False  # type: ignore[attr-defined]
-            self.ready.append(timer)
+        if timers:
+            if self._cancelled_timers > 50 and 2 * self._cancelled_timers > len(timers):
+                self._timers = timers = [t for t in timers if not t.cancelled()]
+                heapq.heapify(timers)
+                self._cancelled_timers = 0
+            while timers and timers[0].cancelled():
+                self._cancelled_timers -= 1
+                heapq.heappop(timers)._scheduled = False  # type: ignore[attr-defined]
+            now = self._clock()
+            while timers and timers[0].when() <= now:
+                timer = heapq.heappop(timers)
+                timer._scheduled = False  # type: ignore[attr-defined]
+                self.ready.append(timer)
         ready = self.ready
         for _ in range(len(ready)):
             handle = ready.popleft()
