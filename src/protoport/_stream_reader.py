@@ -327,6 +327,9 @@ class StreamReader:
         the whole buffer when no newline is there) and raise ``ValueError`` with
         :meth:`readuntil`'s message.
         """
+        line = self._buffered_line()
+        if line is not None:
+            return line
         separator = b"\n"
         try:
             return await self.readuntil(separator)
@@ -339,6 +342,19 @@ class StreamReader:
                 self._buffer.clear()
             self._maybe_resume_transport()
             raise ValueError(exc.args[0])  # noqa: B904 - as asyncio, chained
+
+    def _buffered_line(self) -> bytes | None:
+        """Take the next line if it is all buffered and within the limit (what
+        :meth:`readline` returns at once), else leave the buffer be and return
+        None: the common case of reading lines, without the general search."""
+        buffer = self._buffer
+        found = buffer.find(b"\n")
+        if found < 0 or found > self._limit or self._exception is not None:
+            return None
+        line = self._take(found + 1)
+        if self._paused:
+            self._maybe_resume_transport()
+        return line
 
     async def readuntil(
         self, separator: _Separator | tuple[_Separator, ...] = b"\n"
@@ -414,6 +430,9 @@ class StreamReader:
         return self
 
     async def __anext__(self) -> bytes:
+        line = self._buffered_line()
+        if line is not None:
+            return line
         line = await self.readline()
         if line == b"":
             raise StopAsyncIteration
