@@ -988,3 +988,34 @@ async def test_socket_is_closed_right_after_connection_lost(end: str) -> None:
             getattr(transport, end)()
             await wait_until(lambda: len(proto.seen) == 2)
     assert proto.seen == [True, -1]
+
+
+# -- protoport.SocketStream ----------------------------------------------------
+
+
+async def test_socket_stream_try_send_takes_what_the_kernel_takes() -> None:
+    ours, theirs = socket.socketpair()
+    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    theirs.setblocking(False)
+    stream = protoport.SocketStream(ours)
+    try:
+        assert stream.try_send(b"hello") == 5
+        assert theirs.recv(100) == b"hello"
+        # Nobody reads: the kernel's buffers fill, then nothing more is taken.
+        sent = 0
+        while (n := stream.try_send(b"x" * 65536)) > 0:
+            sent += n
+        assert sent > 0
+        assert stream.try_send(b"more") == 0
+        received = 0
+        while received < sent:
+            try:
+                received += len(theirs.recv(1 << 20))
+            except BlockingIOError:
+                await anyio.sleep(0.01)
+        assert received == sent
+        theirs.send(b"back")
+        assert await stream.receive() == b"back"
+    finally:
+        await stream.aclose()
+        theirs.close()

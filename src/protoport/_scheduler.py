@@ -75,6 +75,13 @@ class Reactor:
 
 
 class Scheduler:
+    """The callbacks, timers and reactor of one loop under Trio, run by :meth:`run`.
+
+    ``ready`` holds the handles for the next iteration and ``idle`` tells whether
+    :meth:`run` waits (new work must then :meth:`wake` it): the loop's
+    ``call_soon()`` uses both directly, as it runs for every task wake-up.
+    """
+
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._clock = _runtime.trio_clock()
