@@ -291,13 +291,16 @@ class StreamTransport(asyncio.Transport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(
-                exc,
-                self._callback_error_message
-                or f"Fatal error: protocol.{name}() call failed.",
-            )
+            self._callback_failed(name, exc)
             return False
         return True
+
+    def _callback_failed(self, name: str, exc: BaseException) -> None:
+        self._fatal_error(
+            exc,
+            self._callback_error_message
+            or f"Fatal error: protocol.{name}() call failed.",
+        )
 
     def _get_buffer(self) -> memoryview | None:
         """``protocol.get_buffer(-1)`` as a byte view; None (and the transport
@@ -402,11 +405,7 @@ class StreamTransport(asyncio.Transport):
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
-            self._fatal_error(
-                exc,
-                self._callback_error_message
-                or "Fatal error: protocol.data_received() call failed.",
-            )
+            self._callback_failed("data_received", exc)
 
     def _read_into_buffer(self, sock: Any) -> None:
         buf = self._get_buffer()
