@@ -265,19 +265,14 @@ class StreamReader:
                     break
                 blocks.append(block)
             return b"".join(blocks)
-        buffer = self._buffer
-        if not buffer and not self._eof:
+        if not self._buffer and not self._eof:
             # _wait_for_data() without its coroutine: read() is the hot path.
             waiter = self._new_waiter("read")
             try:
                 await waiter
             finally:
                 self._waiter = None
-        if n >= len(buffer):
-            data = bytes(buffer)
-            buffer.clear()
-        else:
-            data = self._take(n)
+        data = self._take(n)
         if self._paused:
             self._maybe_resume_transport()
         return data
