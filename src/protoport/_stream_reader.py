@@ -342,9 +342,9 @@ class StreamReader:
         """Take the next line if it is all buffered and within the limit (what
         :meth:`readline` returns at once), else leave the buffer be and return
         None: the common case of reading lines, without the general search."""
-        buffer = self._buffer
-        found = buffer.find(b"\n")
-        if found < 0 or found > self._limit or self._exception is not None:
+        # Only a newline within the limit makes such a line: search no further.
+        found = self._buffer.find(b"\n", 0, self._limit + 1)
+        if found < 0 or self._exception is not None:
             return None
         line = self._take(found + 1)
         if self._paused:
