@@ -26,7 +26,7 @@ from ._futures import Future, Task
 from ._scheduler import Reactor, Scheduler
 from ._server import Server
 from ._socket_stream import SocketStream
-from ._stream_transport import MAX_READ_SIZE, StreamTransport
+from ._stream_transport import StreamTransport
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -79,7 +79,6 @@ class Loop(asyncio.AbstractEventLoop):
         self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
         self._task_factory: TaskFactory | None = None
-        self._read_view: memoryview | None = None
         self._debug = False
         # get_debug() as a C-level callable: asyncio's Handle and Future ask for
         # it every time one is made, and a Python method call is the costlier part.
@@ -195,18 +194,6 @@ class Loop(asyncio.AbstractEventLoop):
             else:
                 self._readers = _runtime.asyncio_readers()
         return self._readers
-
-    def _read_buffer(self) -> memoryview:
-        """The buffer the loop's socket transports receive into, one read at a
-        time, each copied out at once.
-
-        ``recv(256 KiB)`` would allocate the largest read for every read, and the
-        allocator serves such sizes with a fresh mapping each time: for small
-        messages that costs more than the read itself.
-        """
-        if self._read_view is None:
-            self._read_view = memoryview(bytearray(MAX_READ_SIZE))
-        return self._read_view
 
     def _invoke(self, fn: Callable[..., T], *args: Any) -> T:
         """Call a protocol callback; under Trio with this loop as asyncio's running

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 #: How much one ``receive()`` asks for, as asyncio's socket transports.
 MAX_READ_SIZE = 256 * 1024
+#: How much one read of the reactor asks for: the bytes object is allocated at
+#: this size before it shrinks to the read, and beyond 128 KiB the allocator
+#: would map fresh memory for it (three system calls per read).
+REACTOR_READ_SIZE = 64 * 1024
 #: From this many writes after the connection was lost on, each one is logged.
 LOG_THRESHOLD_FOR_LOST_WRITES = 5
 #: How long a graceful close may take (e.g. a TLS shutdown) before it is forced.
@@ -95,7 +99,6 @@ class StreamTransport(asyncio.Transport):
         if isinstance(stream, SocketStream):
             self._readers = loop._reader_registry()
             self._sock = stream._raw_socket
-            self._read_view = loop._read_buffer()
         self._fd = self._sock.fileno() if self._readers is not None else -1
         self._registered = False
         self._eof_seen = False
@@ -387,21 +390,20 @@ class StreamTransport(asyncio.Transport):
         if self._buffered:
             self._read_into_buffer(sock)
             return
-        view = self._read_view
         try:
-            nbytes = sock.recv_into(view)
+            data = sock.recv(REACTOR_READ_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
             self._fatal_error(exc, "Fatal read error on socket transport")
             return
-        if not nbytes:
+        if not data:
             self._end_of_stream()
             return
         # _read_callback() inlined: the reactor already runs this loop as the
         # running one, and this is the path of every read.
         try:
-            self._protocol.data_received(view[:nbytes].tobytes())  # type: ignore[attr-defined]
+            self._protocol.data_received(data)  # type: ignore[attr-defined]
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
