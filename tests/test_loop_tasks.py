@@ -18,7 +18,7 @@ import anyio
 import pytest
 
 import protoport
-from _helpers import Recorder, port_of
+from _helpers import Recorder, collect_errors, port_of, run_soon_callbacks, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -198,3 +198,53 @@ async def test_a_task_factory_makes_the_loops_tasks() -> None:
         assert task.result() == 1
         with pytest.raises(TypeError, match="task factory must be a callable or None"):
             loop.set_task_factory(1)  # type: ignore[arg-type]
+
+
+async def test_a_tasks_wakeup_keeps_its_place_among_callbacks() -> None:
+    # A task resumes in the iteration after its future is done: after the
+    # callbacks queued before that, before those queued during it.
+    log: list[str] = []
+
+    async with protoport.open_loop() as loop:
+        future: asyncio.Future[str] = loop.create_future()
+
+        async def waiter() -> None:
+            log.append(await future)
+
+        task = loop.create_task(waiter())
+        await run_soon_callbacks(loop)
+        loop.call_soon(log.append, "before")
+        loop.call_soon(future.set_result, "task")
+        loop.call_soon(log.append, "after")
+        loop.call_soon(loop.call_soon, log.append, "next round")
+        with anyio.fail_after(5):
+            await task
+            await run_soon_callbacks(loop)
+    assert log == ["before", "after", "task", "next round"]
+
+
+async def test_a_failing_task_wakeup_is_reported_as_a_failing_callback() -> None:
+    # Waking a task that is already done fails inside asyncio's task; the loop
+    # reports it as it reports any callback that raises.
+    async with protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        future: asyncio.Future[None] = loop.create_future()
+        task = loop.create_task(wait_for(future))
+        await run_soon_callbacks(loop)
+        [(wakeup, context)] = future._callbacks  # type: ignore[attr-defined]
+        future.set_result(None)
+        with anyio.fail_after(5):
+            await task
+        loop.call_soon(wakeup, future, context=context)
+        await wait_until(lambda: errors)
+    [reported] = errors
+    assert isinstance(reported["exception"], asyncio.InvalidStateError)
+    handle = reported["handle"]
+    assert isinstance(handle, asyncio.Handle)
+    # The callback as a handle shows it: "<Handle Task.task_wakeup(<Future ...>)>".
+    shown = repr(asyncio.Handle(wakeup, (future,), loop))
+    assert reported["message"] == f"Exception in callback {shown[len('<Handle ') : -1]}"
+
+
+async def wait_for(future: asyncio.Future[None]) -> None:
+    await future

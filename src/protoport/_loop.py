@@ -40,6 +40,9 @@ _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
 TaskFactory = Callable[..., "asyncio.Task[Any]"]
 
+#: The type of built-in functions and methods.
+_BuiltinMethod: type[Any] = type(len)
+
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
 )
@@ -584,15 +587,28 @@ class Loop(asyncio.AbstractEventLoop):
     ) -> asyncio.Handle:
         if self._closed:
             raise RuntimeError("Event loop is closed")
-        handle = asyncio.Handle(callback, args, self, context)
         scheduler = self._scheduler
         if scheduler is not None:
-            # Scheduler.schedule(), inlined: every task wake-up comes this way.
+            if (
+                type(callback) is _BuiltinMethod
+                and context is not None
+                and callback.__name__ == "task_wakeup"
+            ):
+                # asyncio's C task (3.12 on) resuming once the future it awaits is
+                # done: that future drops the handle, so the loop queues the call
+                # without making one. This runs for every wake-up of a task.
+                scheduler.ready.append((context, callback, args[0]))  # type: ignore[misc]
+                if scheduler.idle:
+                    scheduler.wake()
+                return None  # type: ignore[return-value]
+            handle = asyncio.Handle(callback, args, self, context)
+            # Scheduler.schedule(), inlined.
             scheduler.ready.append(handle)
             if scheduler.idle:
                 scheduler.wake()
             return handle
         assert self._aio is not None
+        handle = asyncio.Handle(callback, args, self, context)
         self._aio.call_soon(_run_handle, handle)
         self._handles.add(handle)
         return handle

@@ -17,12 +17,17 @@ import heapq
 import math
 import select
 import socket
+from asyncio import format_helpers
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context
 from typing import Any
 
 from . import _runtime
+
+#: A task's wake-up as the ready queue holds it: the callback's context, the
+#: callback and the future it is called with.
+Wakeup = tuple[Context, Callable[[Any], object], Any]
 
 #: How many iterations the loop runs back to back, while there is work, before
 #: it lets the run's other tasks have their turn.
@@ -85,7 +90,7 @@ class Scheduler:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._clock = _runtime.trio_clock()
-        self.ready: deque[asyncio.Handle] = deque()
+        self.ready: deque[asyncio.Handle | Wakeup] = deque()
         self._timers: list[asyncio.TimerHandle] = []
         self._cancelled_timers = 0
         self.reactor: Reactor | None = None
@@ -165,7 +170,8 @@ class Scheduler:
 
     def cancel_all(self) -> None:
         for handle in self.ready:
-            handle.cancel()
+            if isinstance(handle, asyncio.Handle):
+                handle.cancel()
         for timer in self._timers:
             timer.cancel()
         self.ready.clear()
@@ -243,8 +249,31 @@ class Scheduler:
                 timer = heapq.heappop(timers)
                 timer._scheduled = False  # type: ignore[attr-defined]
                 self.ready.append(timer)
-        ready = self.ready
+        # Handles and task wake-ups, told apart by type as cheaply as can be.
+        ready: deque[Any] = self.ready
         for _ in range(len(ready)):
             handle = ready.popleft()
-            if not handle._cancelled:
+            if type(handle) is tuple:
+                # A task's wake-up (see Loop.call_soon()).
+                context, callback, future = handle
+                try:
+                    context.run(callback, future)
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._wakeup_failed(handle, exc)
+            elif not handle._cancelled:
                 handle._run()
+
+    def _wakeup_failed(self, wakeup: Wakeup, exc: BaseException) -> None:
+        # Reported as Handle._run() reports a failed callback.
+        context, callback, future = wakeup
+        args = (future,)
+        source = format_helpers._format_callback_source(callback, args)
+        self._loop.call_exception_handler(
+            {
+                "message": f"Exception in callback {source}",
+                "exception": exc,
+                "handle": asyncio.Handle(callback, args, self._loop, context),
+            }
+        )
