@@ -193,18 +193,18 @@ class StreamReader:
         assert not self._eof, "feed_data after feed_eof"
         if not data:
             return
-        self._buffer += data
+        buffer = self._buffer
+        buffer += data
         # _wakeup_waiter(), inlined: this runs for every read of the transport.
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
             if not waiter.cancelled():
                 waiter.set_result(None)
-        transport = self._transport
         if (
-            transport is not None
+            len(buffer) > 2 * self._limit
+            and (transport := self._transport) is not None
             and not self._paused
-            and len(self._buffer) > 2 * self._limit
         ):
             try:
                 transport.pause_reading()
@@ -266,13 +266,23 @@ class StreamReader:
                 blocks.append(block)
             return b"".join(blocks)
         if not self._buffer and not self._eof:
-            # _wait_for_data() without its coroutine: read() is the hot path.
-            waiter = self._new_waiter("read")
+            # _wait_for_data() without its coroutine, nor _new_waiter()'s checks
+            # when nothing needs checking: read() is the hot path.
+            if self._waiter is None and not self._paused:
+                waiter = self._waiter = self._make_waiter()
+            else:
+                waiter = self._new_waiter("read")
             try:
                 await waiter
             finally:
                 self._waiter = None
-        data = self._take(n)
+        buffer = self._buffer
+        if n >= len(buffer):
+            # All of it: _take()'s first case, without the call.
+            data = bytes(buffer)
+            buffer.clear()
+        else:
+            data = self._take(n)
         if self._paused:
             self._maybe_resume_transport()
         return data

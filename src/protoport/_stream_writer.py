@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._exception_handling import logger
 from ._stream_reader import StreamReader, create_waiter, resolve_loop
+from ._stream_transport import StreamTransport
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -270,9 +271,17 @@ class StreamWriter:
         assert reader is None or isinstance(reader, StreamReader)
         self._reader = reader
         self._loop = loop
-        # drain() may skip awaiting _drain_helper() when it would return at once.
+        self._plain_drain = False
+        self._check_plain_drain()
+
+    def _check_plain_drain(self) -> None:
+        # drain() may read the state of protoport's own protocol and transport
+        # instead of calling is_closing() and awaiting _drain_helper().
         self._plain_drain = (
-            getattr(type(protocol), "_drain_helper", None) is _FlowControl._drain_helper
+            getattr(type(self._protocol), "_drain_helper", None)
+            is _FlowControl._drain_helper
+            and getattr(type(self._transport), "is_closing", None)
+            is StreamTransport.is_closing
         )
 
     def __repr__(self) -> str:
@@ -329,6 +338,13 @@ class StreamWriter:
         reader = self._reader
         if reader is not None and reader._exception is not None:
             raise reader._exception
+        protocol = self._protocol
+        if self._plain_drain and not (
+            self._transport._closing  # type: ignore[attr-defined]
+            or protocol._paused
+            or protocol._connection_lost
+        ):
+            return
         if self._transport.is_closing():
             # Let the loop run the callbacks already queued (connection_lost()
             # among them) once, so that the next check sees the connection gone.
@@ -337,9 +353,6 @@ class StreamWriter:
             ran = create_waiter(loop)
             loop.call_soon(_set_done, ran)
             await ran
-        protocol = self._protocol
-        if self._plain_drain and not (protocol._paused or protocol._connection_lost):
-            return
         await protocol._drain_helper()
 
     async def start_tls(
@@ -374,6 +387,7 @@ class StreamWriter:
         )
         assert new_transport is not None
         self._transport = new_transport
+        self._check_plain_drain()
         protocol._replace_transport(new_transport)
 
     def __del__(self, warnings: Any = warnings) -> None:
