@@ -42,6 +42,8 @@ TaskFactory = Callable[..., "asyncio.Task[Any]"]
 
 #: The type of built-in functions and methods.
 _BuiltinMethod: type[Any] = type(len)
+_AsyncioFuture = asyncio.Future
+_get_running_loop = _runtime.get_running_loop_raw
 
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
@@ -590,8 +592,8 @@ class Loop(asyncio.AbstractEventLoop):
         scheduler = self._scheduler
         if scheduler is not None:
             if (
-                type(callback) is _BuiltinMethod
-                and context is not None
+                context is not None
+                and type(callback) is _BuiltinMethod
                 and callback.__name__ == "task_wakeup"
             ):
                 # asyncio's C task (3.12 on) resuming once the future it awaits is
@@ -670,8 +672,9 @@ class Loop(asyncio.AbstractEventLoop):
     def _create_waiter(self) -> asyncio.Future[Any]:
         """A future for the calling coroutine to await itself: asyncio's own in a
         task of this loop under Trio, which awaits it as asyncio does."""
-        if self._scheduler is not None and _runtime.get_running_loop_raw() is self:
-            return asyncio.Future(loop=self)
+        # Only under Trio is this loop ever asyncio's running one.
+        if _get_running_loop() is self:
+            return _AsyncioFuture(loop=self)
         return self.create_future()
 
     def create_task(  # type: ignore[override]
