@@ -1,0 +1,162 @@
+"""Instructions per request: how much user-space work each echo server does.
+
+Throughput on a shared machine moves by 10 % and more from one run to the next;
+the number of instructions a server executes per request hardly moves. This
+script runs the echo servers of ``echo.py`` (protocol or streams mode) one at a
+time under valgrind's callgrind, sends each the same 1 KiB requests in lock step
+on 10 connections (a round writes one request on every connection, then reads
+every answer back), and counts the instructions of the measured requests only
+(the warm-up is excluded with ``callgrind_control``).
+
+What is counted is the interpreter's and the libraries' share of a request, the
+share in which the implementations differ; the kernel's share (the same system
+calls for all of them) is not counted. Lower is better. How many requests one
+loop iteration serves depends on timing, so counts still move by a few per cent.
+
+Usage::
+
+    python benchmarks/instructions.py run [--mode streams] [--servers a,b,...]
+        [--requests 10000] [--markdown out.md]
+
+Needs ``valgrind`` (with ``callgrind_control``) on the PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+import _driver  # beside this file: what the benchmarks share
+import echo  # the echo benchmark, beside this file: its servers
+
+#: Connections, bytes per request and warm-up requests of every measurement.
+CONNECTIONS = 10
+REQUEST_SIZE = 1024
+WARMUP = 2000
+
+#: The server every other one is compared with, per mode.
+OURS = {"protocols": "protoport-trio", "streams": "protoport-trio-streams"}
+
+
+def lock_step(conns, requests):
+    """Send *requests* requests over *conns*, a round at a time."""
+    payload = b"x" * REQUEST_SIZE
+    for _ in range(requests // len(conns)):
+        for conn in conns:
+            conn.sendall(payload)
+        for conn in conns:
+            left = REQUEST_SIZE
+            while left:
+                left -= len(conn.recv(65536))
+
+
+def callgrind_control(action, pid):
+    subprocess.run(
+        ["callgrind_control", action, str(pid)], check=True, capture_output=True
+    )
+
+
+def count(kind, requests, work_dir):
+    """Instructions per request of server *kind*."""
+    port = _driver.free_port(_driver.HOST)
+    out = os.path.join(work_dir, f"{kind}.callgrind")
+    command = [
+        "valgrind",
+        "--tool=callgrind",
+        f"--callgrind-out-file={out}",
+        sys.executable,
+        os.path.join(os.path.dirname(os.path.abspath(__file__)), "echo.py"),
+        "serve",
+        kind,
+        "--host",
+        _driver.HOST,
+        "--port",
+        str(port),
+    ]
+    server = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        _driver.wait_until_accepting(server, _driver.HOST, port, timeout=120)
+        conns = [
+            socket.create_connection((_driver.HOST, port)) for _ in range(CONNECTIONS)
+        ]
+        lock_step(conns, WARMUP)
+        callgrind_control("--zero", server.pid)
+        lock_step(conns, requests)
+        callgrind_control("--dump", server.pid)
+        for conn in conns:
+            conn.close()
+    finally:
+        _driver.stop_process(server, grace=30)
+    # The dump of the measured requests is the file callgrind wrote last.
+    dumps = [
+        os.path.join(work_dir, name)
+        for name in os.listdir(work_dir)
+        if name.startswith(f"{kind}.callgrind.")
+    ]
+    with open(max(dumps, key=os.path.getmtime)) as f:
+        total = re.search(r"^(?:summary|totals):\s*(\d+)", f.read(), re.M)
+    return int(total.group(1)) / requests
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="count every server of a mode")
+    run.add_argument("--mode", choices=sorted(OURS), default="streams")
+    run.add_argument("--servers", default="")
+    run.add_argument("--requests", type=int, default=10000)
+    run.add_argument("--markdown")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        sys.exit("valgrind (with callgrind_control) is not installed")
+    available = echo.MODES[args.mode][0]
+    servers, skipped = _driver.choose_servers(
+        args.servers, available, echo.missing_modules
+    )
+    counts = {}
+    with tempfile.TemporaryDirectory() as work_dir:
+        for kind in servers:
+            counts[kind] = count(kind, args.requests, work_dir)
+            print(f"{kind}: {counts[kind]:,.0f} instructions/request", file=sys.stderr)
+    ours = OURS[args.mode]
+    lines = [
+        _driver.measured_line(_driver.environment()),
+        f"{args.requests:,} requests of {REQUEST_SIZE} bytes in lock step on "
+        f"{CONNECTIONS} connections, after {WARMUP:,} of warm-up; user-space "
+        "instructions per request under callgrind (lower is better):",
+        "",
+        *_driver.table(
+            "server",
+            ["instructions/request", f"{ours} needs"],
+            [
+                (
+                    kind,
+                    [
+                        f"{counts[kind]:,.0f}",
+                        f"{counts[ours] / counts[kind]:.2f}x"
+                        if ours in counts
+                        else "-",
+                    ],
+                )
+                for kind in servers
+            ],
+        ),
+    ]
+    lines += _driver.skipped_lines(skipped)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
