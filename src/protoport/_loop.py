@@ -596,8 +596,8 @@ class Loop(asyncio.AbstractEventLoop):
                 and type(callback) is _BuiltinMethod
                 and callback.__name__ == "task_wakeup"
             ):
-                # asyncio's C task (3.12 on) resuming once the future it awaits is
-                # done: that future drops the handle, so the loop queues the call
+                # asyncio's C task resuming once the future it awaits is done:
+                # that future drops the handle, so the loop queues the call
                 # without making one. This runs for every wake-up of a task.
                 scheduler.ready.append((context, callback, args[0]))  # type: ignore[misc]
                 if scheduler.idle:
