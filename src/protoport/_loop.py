@@ -42,6 +42,7 @@ TaskFactory = Callable[..., "asyncio.Task[Any]"]
 
 #: The type of built-in functions and methods.
 _BuiltinMethod: type[Any] = type(len)
+# Bound once: Loop._create_waiter() uses them for every wait of a loop task.
 _AsyncioFuture = asyncio.Future
 _get_running_loop = _runtime.get_running_loop_raw
 

@@ -271,13 +271,12 @@ class StreamWriter:
         assert reader is None or isinstance(reader, StreamReader)
         self._reader = reader
         self._loop = loop
-        self._plain_drain = False
-        self._check_plain_drain()
+        self._plain_drain = self._drains_plainly()
 
-    def _check_plain_drain(self) -> None:
-        # drain() may read the state of protoport's own protocol and transport
-        # instead of calling is_closing() and awaiting _drain_helper().
-        self._plain_drain = (
+    def _drains_plainly(self) -> bool:
+        # Whether drain() may read the state of protoport's own protocol and
+        # transport instead of calling is_closing() and awaiting _drain_helper().
+        return (
             getattr(type(self._protocol), "_drain_helper", None)
             is _FlowControl._drain_helper
             and getattr(type(self._transport), "is_closing", None)
@@ -387,7 +386,7 @@ class StreamWriter:
         )
         assert new_transport is not None
         self._transport = new_transport
-        self._check_plain_drain()
+        self._plain_drain = self._drains_plainly()
         protocol._replace_transport(new_transport)
 
     def __del__(self, warnings: Any = warnings) -> None:
