@@ -333,10 +333,11 @@ async def test_write_after_write_eof_raises() -> None:
         with pytest.raises(RuntimeError) as info:
             transport.write(b"late")
         assert str(info.value) == "Cannot call write() after write_eof()"
-        # Even an empty write is refused after write_eof().
-        with pytest.raises(RuntimeError) as info:
-            transport.write(b"")
-        assert str(info.value) == "Cannot call write() after write_eof()"
+        # Even an empty write is refused after write_eof(), and any bytes-like.
+        for late in (b"", bytearray(b"late"), memoryview(b"late")):
+            with pytest.raises(RuntimeError) as info:
+                transport.write(late)
+            assert str(info.value) == "Cannot call write() after write_eof()"
         with pytest.raises(RuntimeError) as info:
             transport.writelines([b"late"])
         assert str(info.value) == "Cannot call writelines() after write_eof()"

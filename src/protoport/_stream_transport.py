@@ -434,13 +434,9 @@ class StreamTransport(asyncio.Transport):
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
         if type(data) is not bytes:
-            check_bytes_like(data)
-        if self._eof_requested:
+            data = self._writable_bytes(data)
+        elif self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
-        if type(data) is memoryview and (
-            data.itemsize != 1 or data.ndim != 1 or not data.c_contiguous
-        ):
-            data = data.tobytes()
         if not data:
             return
         if self._closing and not (self._graceful and self._buffer):
@@ -462,6 +458,20 @@ class StreamTransport(asyncio.Transport):
         # Under Trio, pause_writing() must see this loop as the running one.
         self._loop._invoke(self._buffer.append, data)
         self._wake_writer()
+
+    def _writable_bytes(
+        self, data: bytes | bytearray | memoryview
+    ) -> bytes | bytearray | memoryview:
+        """*data*, checked as ``write()`` checks what is not :class:`bytes`; a
+        memoryview the socket could not take as it is comes back as bytes."""
+        check_bytes_like(data)
+        if self._eof_requested:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if type(data) is memoryview and (
+            data.itemsize != 1 or data.ndim != 1 or not data.c_contiguous
+        ):
+            return data.tobytes()
+        return data
 
     def writelines(
         self, list_of_data: Iterable[bytes | bytearray | memoryview]
