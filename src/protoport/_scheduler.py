@@ -3,7 +3,8 @@
 It runs every callback in asyncio's order (ready callbacks first in the order they
 were scheduled, timers when their time has come, earliest first, the callbacks
 scheduled by a callback on the next round), steps the loop's tasks (which are
-callbacks too, as in asyncio), and serves the reactor: sockets registered for
+callbacks too, as in asyncio, though their wake-ups are queued without a handle),
+and serves the reactor: sockets registered for
 reading sit in an epoll set of the loop's own, whose descriptor is what the task
 waits on. One Trio wake-up thus reads every readable socket and runs everything
 that follows from it, as a selector loop's iteration does, without a task switch
