@@ -40,14 +40,12 @@ CONNECTIONS = 10
 REQUEST_SIZE = 1024
 WARMUP = 2000
 
-#: The server every other one is compared with, per mode.
-OURS = {"protocols": "protoport-trio", "streams": "protoport-trio-streams"}
 
-
-def lock_step(conns, requests):
-    """Send *requests* requests over *conns*, a round at a time."""
+def lock_step(conns, rounds):
+    """Send a request on every one of *conns* and read the answers, *rounds*
+    times."""
     payload = b"x" * REQUEST_SIZE
-    for _ in range(requests // len(conns)):
+    for _ in range(rounds):
         for conn in conns:
             conn.sendall(payload)
         for conn in conns:
@@ -87,9 +85,9 @@ def count(kind, requests, work_dir):
         conns = [
             socket.create_connection((_driver.HOST, port)) for _ in range(CONNECTIONS)
         ]
-        lock_step(conns, WARMUP)
+        lock_step(conns, WARMUP // CONNECTIONS)
         callgrind_control("--zero", server.pid)
-        lock_step(conns, requests)
+        lock_step(conns, requests // CONNECTIONS)
         callgrind_control("--dump", server.pid)
         for conn in conns:
             conn.close()
@@ -110,26 +108,29 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="count every server of a mode")
-    run.add_argument("--mode", choices=sorted(OURS), default="streams")
+    run.add_argument("--mode", choices=sorted(echo.MODES), default="streams")
     run.add_argument("--servers", default="")
     run.add_argument("--requests", type=int, default=10000)
     run.add_argument("--markdown")
     args = parser.parse_args()
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         sys.exit("valgrind (with callgrind_control) is not installed")
-    available = echo.MODES[args.mode][0]
+    available, protoport_servers, _ = echo.MODES[args.mode]
     servers, skipped = _driver.choose_servers(
         args.servers, available, echo.missing_modules
     )
+    # Whole rounds only: a request on every connection.
+    requests = args.requests // CONNECTIONS * CONNECTIONS
     counts = {}
     with tempfile.TemporaryDirectory() as work_dir:
         for kind in servers:
-            counts[kind] = count(kind, args.requests, work_dir)
+            counts[kind] = count(kind, requests, work_dir)
             print(f"{kind}: {counts[kind]:,.0f} instructions/request", file=sys.stderr)
-    ours = OURS[args.mode]
+    # The one every other server is compared with: protoport on Trio.
+    ours = protoport_servers[0]
     lines = [
         _driver.measured_line(_driver.environment()),
-        f"{args.requests:,} requests of {REQUEST_SIZE} bytes in lock step on "
+        f"{requests:,} requests of {REQUEST_SIZE} bytes in lock step on "
         f"{CONNECTIONS} connections, after {WARMUP:,} of warm-up; user-space "
         "instructions per request under callgrind (lower is better):",
         "",
