@@ -23,9 +23,13 @@ from anyio.streams.tls import TLSAttribute, TLSStream
 import protoport
 from _helpers import read_to_eof, wait_until
 from _streams import memory_stream_pair, socket_stream_pair
-from protoport._anyio_adapters import as_anyio_stream, open_stream_pair
-from protoport._stream_reader import StreamReader
-from protoport._stream_writer import StreamReaderProtocol, StreamWriter
+from protoport import (
+    StreamReader,
+    StreamReaderProtocol,
+    StreamWriter,
+    as_anyio_stream,
+    open_stream_pair,
+)
 
 pytestmark = pytest.mark.anyio
 

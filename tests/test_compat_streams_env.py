@@ -25,8 +25,8 @@ from protoport.compat._check import policy_errors
     ("name", "module", "reader_module"),
     [
         ("asyncio", asyncio, "asyncio.streams"),
-        ("protoport-trio", protoport, "protoport._stream_reader"),
-        ("protoport-asyncio", protoport, "protoport._stream_reader"),
+        ("protoport-trio", protoport, "protoport"),
+        ("protoport-asyncio", protoport, "protoport"),
     ],
 )
 def test_env_streams_is_the_implementations_api(

@@ -30,7 +30,7 @@ from _helpers import (
     wait_until,
 )
 from conftest import open_fds
-from protoport import _connect
+from protoport._loop import _connections as _connect
 
 if sys.version_info < (3, 11):
     from exceptiongroup import ExceptionGroup

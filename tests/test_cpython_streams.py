@@ -21,8 +21,8 @@ from unittest import mock
 
 import pytest
 
-from protoport._stream_reader import StreamReader
-from protoport._stream_writer import StreamReaderProtocol, StreamWriter, _FlowControl
+from protoport import StreamReader, StreamReaderProtocol, StreamWriter
+from protoport._streams._writer import _FlowControl
 
 try:
     from test.test_asyncio import test_pep492, test_streams

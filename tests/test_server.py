@@ -35,7 +35,7 @@ from _helpers import (
     wait_until,
 )
 from conftest import open_fds
-from protoport import _server
+from protoport._loop import _servers as _server
 
 pytestmark = pytest.mark.anyio
 

@@ -16,14 +16,14 @@ import pytest
 import protoport
 from _helpers import collect_errors, port_of, wait_until
 from conftest import open_fds
-from protoport._stream_api import (
+from protoport import (
+    StreamReader,
+    StreamWriter,
     open_connection,
     open_unix_connection,
     start_server,
     start_unix_server,
 )
-from protoport._stream_reader import StreamReader
-from protoport._stream_writer import StreamWriter
 
 pytestmark = pytest.mark.anyio
 

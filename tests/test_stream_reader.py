@@ -16,8 +16,7 @@ from anyio.abc import TaskGroup
 import protoport
 from _helpers import exactly, wait_until
 from _streams import memory_stream_pair
-from protoport._anyio_adapters import open_stream_pair
-from protoport._stream_reader import StreamReader
+from protoport import StreamReader, open_stream_pair
 
 pytestmark = pytest.mark.anyio
 

@@ -18,10 +18,13 @@ from anyio.streams.tls import TLSStream
 import protoport
 from _helpers import collect_errors, open_pair, read_to_eof, receive_exactly, wait_until
 from _streams import memory_stream_pair, socket_stream_pair
-from protoport._anyio_adapters import open_stream_pair
-from protoport._stream_api import open_connection
-from protoport._stream_reader import StreamReader
-from protoport._stream_writer import StreamReaderProtocol, StreamWriter
+from protoport import (
+    StreamReader,
+    StreamReaderProtocol,
+    StreamWriter,
+    open_connection,
+    open_stream_pair,
+)
 
 pytestmark = pytest.mark.anyio
 

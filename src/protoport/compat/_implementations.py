@@ -172,7 +172,7 @@ def _trio_asyncio() -> Implementation:
 
 def _protoport_features() -> frozenset[str]:
     """What protoport's facade implements now (it grows over time)."""
-    from .. import _loop
+    from .._loop import _loop
 
     overridden = {
         name
@@ -190,7 +190,7 @@ def _protoport_features() -> frozenset[str]:
     if "start_tls" in overridden:
         features.add("tls")
     try:
-        importlib.import_module("protoport._stream_api")
+        importlib.import_module("protoport._streams._functions")
     except ImportError:
         pass
     else:

@@ -21,15 +21,15 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 import anyio.lowlevel
 
-from . import _tls
-from ._exception_handling import logger
+from .._core._errors import logger
+from .._transports import _tls
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
+    from .._transports._stream import StreamTransport
     from ._loop import Loop
-    from ._stream_transport import StreamTransport
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 

@@ -61,8 +61,8 @@ def resolve_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEven
     """
     if loop is not None:
         return loop
-    from . import _runtime
-    from ._loop import get_running_loop
+    from .._backends import _runtime
+    from .._loop._loop import get_running_loop
 
     try:
         _runtime.current_runtime()

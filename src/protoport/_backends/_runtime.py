@@ -19,7 +19,7 @@ from anyio.abc import ByteStream, SocketAttribute
 from anyio.abc import SocketStream as AnyIOSocketStream
 
 if TYPE_CHECKING:
-    from ._loop import Loop
+    from .._loop._loop import Loop
 
 try:
     import sniffio
@@ -146,7 +146,7 @@ def sync_sender(
     Under asyncio, AnyIO's stream sits on an asyncio transport with a buffer of its
     own, so there is no such shortcut.
     """
-    from ._socket_stream import SocketStream
+    from .._core._socket_stream import SocketStream
 
     if isinstance(stream, SocketStream):
         return stream._raw_socket.send

@@ -13,9 +13,9 @@ from anyio import BrokenResourceError, ClosedResourceError, EndOfStream
 from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
-from ._exception_handling import logger
-from ._stream_transport import StreamTransport
-from ._write_buffer import WriteBuffer
+from .._core._errors import logger
+from .._core._write_buffer import WriteBuffer
+from ._stream import StreamTransport
 
 #: asyncio's defaults (``asyncio.constants``).
 SSL_HANDSHAKE_TIMEOUT = 60.0

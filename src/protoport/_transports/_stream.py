@@ -15,15 +15,15 @@ from anyio import (
 )
 from anyio.abc import ByteStream
 
-from . import _runtime
-from ._exception_handling import logger
-from ._extra_info import stream_extra_info
-from ._socket_stream import SocketStream
-from ._write_buffer import WriteBuffer, check_bytes_like
+from .._backends import _runtime
+from .._core._errors import logger
+from .._core._extra_info import stream_extra_info
+from .._core._socket_stream import SocketStream
+from .._core._write_buffer import WriteBuffer, check_bytes_like
 
 if TYPE_CHECKING:
-    from ._loop import Loop
-    from ._server import Server
+    from .._loop._loop import Loop
+    from .._loop._servers import Server
 
 #: How much one ``receive()`` asks for, as asyncio's socket transports.
 MAX_READ_SIZE = 256 * 1024

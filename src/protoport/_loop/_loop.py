@@ -20,13 +20,16 @@ import anyio
 from anyio.abc import ByteStream, TaskGroup
 from anyio.streams.buffered import BufferedByteStream
 
-from . import _connect, _runtime, _server, _tls
-from ._exception_handling import log_exception_context, logger
-from ._futures import Future, Task
-from ._scheduler import Reactor, Scheduler
-from ._server import Server
-from ._socket_stream import SocketStream
-from ._stream_transport import StreamTransport
+from .._backends import _runtime
+from .._backends._trio_futures import Future, Task
+from .._backends._trio_scheduler import Reactor, Scheduler
+from .._core._errors import log_exception_context, logger
+from .._core._socket_stream import SocketStream
+from .._transports import _tls
+from .._transports._stream import StreamTransport
+from . import _connections as _connect
+from . import _servers as _server
+from ._servers import Server
 
 T = TypeVar("T")
 if TYPE_CHECKING:

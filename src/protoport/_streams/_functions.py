@@ -7,16 +7,16 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._loop import get_running_loop
-from ._stream_reader import DEFAULT_LIMIT, StreamReader
-from ._stream_writer import (
+from .._loop._loop import get_running_loop
+from ._reader import DEFAULT_LIMIT, StreamReader
+from ._writer import (
     ClientConnectedCallback,
     StreamReaderProtocol,
     StreamWriter,
 )
 
 if TYPE_CHECKING:
-    from ._server import Server
+    from .._loop._servers import Server
 
 
 async def open_connection(

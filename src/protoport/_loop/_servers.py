@@ -16,12 +16,14 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
-from . import _connect, _runtime, _tls
-from ._exception_handling import logger
+from .._backends import _runtime
+from .._core._errors import logger
+from .._transports import _tls
+from . import _connections as _connect
 
 if TYPE_CHECKING:
+    from .._transports._stream import StreamTransport
     from ._loop import Loop
-    from ._stream_transport import StreamTransport
 
 #: How long accepting pauses on a socket after the process ran out of file
 #: descriptors or memory (asyncio's ``ACCEPT_RETRY_DELAY``).

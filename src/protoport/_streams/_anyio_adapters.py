@@ -17,10 +17,10 @@ from anyio import (
 )
 from anyio.abc import ByteStream, SocketAttribute
 
-from . import _runtime
-from ._loop import get_running_loop
-from ._stream_reader import DEFAULT_LIMIT, StreamReader
-from ._stream_writer import StreamReaderProtocol, StreamWriter
+from .._backends import _runtime
+from .._loop._loop import get_running_loop
+from ._reader import DEFAULT_LIMIT, StreamReader
+from ._writer import StreamReaderProtocol, StreamWriter
 
 
 async def open_stream_pair(

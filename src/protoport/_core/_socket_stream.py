@@ -13,7 +13,7 @@ from anyio import (
 )
 from anyio.abc import SocketStream as AnyIOSocketStream
 
-from . import _runtime
+from .._backends import _runtime
 
 
 class SocketStream(AnyIOSocketStream):

@@ -22,9 +22,9 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ._exception_handling import logger
-from ._stream_reader import StreamReader, create_waiter, resolve_loop
-from ._stream_transport import StreamTransport
+from .._core._errors import logger
+from .._transports._stream import StreamTransport
+from ._reader import StreamReader, create_waiter, resolve_loop
 
 if TYPE_CHECKING:
     import ssl as _ssl

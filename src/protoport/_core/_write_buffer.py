@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-from ._exception_handling import log_exception_context
+from ._errors import log_exception_context
 
 DEFAULT_HIGH_WATER = 64 * 1024
 
