@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 
 import anyio
 
-from . import _runtime
+from ._running import get_running_loop_raw
+from ._waiting import wait_done
 
 T = TypeVar("T")
 
@@ -31,7 +32,7 @@ class Future(asyncio.Future[T]):
 
     def __await__(self) -> Generator[Any, None, T]:
         if not self.done():
-            if _runtime.get_running_loop_raw() is not None:
+            if get_running_loop_raw() is not None:
                 # Stepped by a task of the loop: wait as asyncio does.
                 return (yield from super().__await__())
             if self._done_event is None:
@@ -69,8 +70,8 @@ class Task(asyncio.Task[T]):
     """An :class:`asyncio.Task` of the facade that Trio tasks can await."""
 
     def __await__(self) -> Generator[Any, None, T]:
-        if not self.done() and _runtime.get_running_loop_raw() is None:
-            yield from _runtime.wait_done(self).__await__()
+        if not self.done() and get_running_loop_raw() is None:
+            yield from wait_done(self).__await__()
             return self.result()
         return (yield from super().__await__())
 

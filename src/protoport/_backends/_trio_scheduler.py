@@ -24,7 +24,9 @@ from collections.abc import Callable
 from contextvars import Context
 from typing import Any
 
-from . import _runtime
+import trio
+
+from ._running import get_running_loop_raw, set_running_loop
 
 #: A task's wake-up as the ready queue holds it: the callback's context, the
 #: callback and the future it is called with.
@@ -90,7 +92,8 @@ class Scheduler:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._clock = _runtime.trio_clock()
+        # The run's clock read in one call (trio.current_time() makes three).
+        self._clock = trio.lowlevel.current_clock().current_time
         self.ready: deque[asyncio.Handle | Wakeup] = deque()
         self._timers: list[asyncio.TimerHandle] = []
         self._cancelled_timers = 0
@@ -183,8 +186,6 @@ class Scheduler:
     async def run(self, until: Callable[[], bool] | None = None) -> None:
         """Run the loop: forever, or until *until* returns true after an
         iteration."""
-        import trio
-
         self.open()
         assert self._wake_in is not None
         wait_fd = self.reactor.fileno() if self.reactor is not None else self._wake_in
@@ -195,8 +196,8 @@ class Scheduler:
         while True:
             # Iterations back to back, as a selector loop's, while there is work;
             # this loop is asyncio's running one only until the task awaits.
-            previous = _runtime.get_running_loop_raw()
-            _runtime.set_running_loop(loop)
+            previous = get_running_loop_raw()
+            set_running_loop(loop)
             try:
                 for _ in range(_TURNS_PER_CHECKPOINT):
                     # Read what is readable, then run what is due.
@@ -219,7 +220,7 @@ class Scheduler:
                 else:
                     deadline = -math.inf
             finally:
-                _runtime.set_running_loop(previous)
+                set_running_loop(previous)
             if deadline == -math.inf:
                 # Still busy: let the run's other tasks have their turn.
                 await trio.lowlevel.checkpoint()

@@ -13,7 +13,7 @@ from anyio import (
 )
 from anyio.abc import SocketStream as AnyIOSocketStream
 
-from .._backends import _runtime
+from .._backends import fd_waits
 
 
 class SocketStream(AnyIOSocketStream):
@@ -28,7 +28,7 @@ class SocketStream(AnyIOSocketStream):
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
-        self._fd_io = _runtime.fd_io()
+        self._waits = fd_waits()
         self._closed = False
         self._receiving = False
         self._sending = False
@@ -57,7 +57,7 @@ class SocketStream(AnyIOSocketStream):
                 try:
                     data = self._sock.recv(max_bytes)
                 except (BlockingIOError, InterruptedError):
-                    await self._fd_io.wait_readable(self._sock)
+                    await self._waits.wait_readable(self._sock)
                     waited = True
                     continue
                 except OSError as exc:
@@ -65,11 +65,11 @@ class SocketStream(AnyIOSocketStream):
                 if not waited:
                     # Every receive is a checkpoint, so that a peer that always has
                     # data ready cannot starve the other tasks.
-                    await self._fd_io.checkpoint()
+                    await self._waits.checkpoint()
                 if not data:
                     raise EndOfStream
                 return data
-        except self._fd_io.closed_errors:
+        except self._waits.closed_errors:
             raise ClosedResourceError from None
         finally:
             self._receiving = False
@@ -94,15 +94,15 @@ class SocketStream(AnyIOSocketStream):
                 try:
                     sent = self._sock.send(data)
                 except (BlockingIOError, InterruptedError):
-                    await self._fd_io.wait_writable(self._sock)
+                    await self._waits.wait_writable(self._sock)
                     waited = True
                     continue
                 except OSError as exc:
                     self._raise_for(exc)
                 if not waited:
-                    await self._fd_io.checkpoint()
+                    await self._waits.checkpoint()
                 return sent
-        except self._fd_io.closed_errors:
+        except self._waits.closed_errors:
             raise ClosedResourceError from None
         finally:
             self._sending = False
@@ -125,7 +125,7 @@ class SocketStream(AnyIOSocketStream):
         if not self._closed:
             self._closed = True
             if self._sock.fileno() >= 0:
-                self._fd_io.notify_closing(self._sock)
+                self._waits.notify_closing(self._sock)
             self._sock.close()
 
     def _check_open(self) -> None:

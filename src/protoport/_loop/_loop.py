@@ -9,9 +9,7 @@ import functools
 import os
 import socket
 import ssl as _ssl_module
-import sys
-import weakref
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from contextvars import Context
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -20,15 +18,20 @@ import anyio
 from anyio.abc import ByteStream, TaskGroup
 from anyio.streams.buffered import BufferedByteStream
 
-from .._backends import _runtime
-from .._backends._trio_futures import Future, Task
-from .._backends._trio_scheduler import Reactor, Scheduler
+from .._backends import (
+    Readers,
+    TaskFactory,
+    default_loop,
+    get_running_loop_raw,
+    make_backend,
+)
 from .._core._errors import log_exception_context, logger
 from .._core._socket_stream import SocketStream
 from .._transports import _tls
 from .._transports._stream import StreamTransport
 from . import _connections as _connect
 from . import _servers as _server
+from ._bridge import TrioBridge, trio_side
 from ._servers import Server
 
 T = TypeVar("T")
@@ -41,20 +44,13 @@ if TYPE_CHECKING:
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
-TaskFactory = Callable[..., "asyncio.Task[Any]"]
-
-#: The type of built-in functions and methods.
-_BuiltinMethod: type[Any] = type(len)
-# Bound once: Loop._create_waiter() uses them for every wait of a loop task.
-_AsyncioFuture = asyncio.Future
-_get_running_loop = _runtime.get_running_loop_raw
 
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
 )
 
 
-class Loop(asyncio.AbstractEventLoop):
+class Loop(TrioBridge):
     """A loop-like object with asyncio's networking and scheduling methods.
 
     Obtain one with ``async with protoport.open_loop() as loop`` or
@@ -72,26 +68,25 @@ class Loop(asyncio.AbstractEventLoop):
     """
 
     def __init__(self) -> None:
-        self._runtime = _runtime.current_runtime()
-        self._trio = self._runtime == "trio"
-        self._aio = None if self._trio else asyncio.get_running_loop()
-        self._scheduler = Scheduler(self) if self._trio else None
-        self._threadsafe = _runtime.threadsafe_scheduler(self._runtime)
+        self._backend = backend = make_backend(self)
+        # The scheduling calls go straight to the backend: call_soon() runs for
+        # every task wake-up, and asyncio's Handle and Future ask for get_debug()
+        # every time one is made.
+        self.call_soon = backend.call_soon  # type: ignore[method-assign,assignment]
+        self.time = backend.time  # type: ignore[method-assign]
+        self.create_future = backend.create_future  # type: ignore[method-assign]
+        self.get_debug = functools.partial(getattr, self, "_debug")  # type: ignore[method-assign]
+        self._invoke = backend.invoke
         self._task_group: TaskGroup | None = None
         self._pending_spawns: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
         self._transports: set[StreamTransport] = set()
         self._servers: set[Server] = set()
-        self._readers: Reactor | _runtime.AsyncioReaders | None = None
-        self._readers_checked = False
+        self._readers: Readers | None = None
+        self._readers_made = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancelled_at_exit: set[asyncio.Task[Any]] = set()
-        self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
         self._exception_handler: ExceptionHandler | None = None
-        self._task_factory: TaskFactory | None = None
         self._debug = False
-        # get_debug() as a C-level callable: asyncio's Handle and Future ask for
-        # it every time one is made, and a Python method call is the costlier part.
-        self.get_debug = functools.partial(getattr, self, "_debug")  # type: ignore[method-assign]
         self._running = False
         self._exiting = False
         self._closed = False
@@ -99,7 +94,7 @@ class Loop(asyncio.AbstractEventLoop):
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "running" if self._running else "idle"
-        return f"<protoport.Loop {state} on {self._runtime}>"
+        return f"<protoport.Loop {state} on {self._backend.name}>"
 
     # -- life cycle ------------------------------------------------------------
 
@@ -110,10 +105,7 @@ class Loop(asyncio.AbstractEventLoop):
         await self._task_group.__aenter__()
         self._running = True
         self._token = _innermost.set(self)
-        if self._scheduler is not None:
-            self._task_group.start_soon(self._scheduler.run)
-        # Made now, so that the loop's descriptors are all there from the start.
-        self._reader_registry()
+        self._backend.start(self._task_group)
         for fn, args in self._pending_spawns:
             self._task_group.start_soon(fn, *args)
         self._pending_spawns.clear()
@@ -154,11 +146,7 @@ class Loop(asyncio.AbstractEventLoop):
             with anyio.CancelScope(shield=True):
                 await self._finish_leftovers()
             self._closed = True
-            for handle in list(self._handles):
-                handle.cancel()
-            if self._scheduler is not None:
-                self._scheduler.cancel_all()
-                self._scheduler.close()
+            self._backend.close()
             self._running = False
 
     async def _finish_leftovers(self) -> None:
@@ -172,15 +160,11 @@ class Loop(asyncio.AbstractEventLoop):
         for task in pending:
             if task not in self._cancelled_at_exit:
                 task.cancel()
-        if pending and self._scheduler is not None:
-            # The loop's own Trio task ended with the task group: this one runs
-            # the loop until then, with a new group for what the tasks start.
+        if pending:
+            # With a new group for the calls the tasks make while they finish.
             async with anyio.create_task_group() as self._task_group:
-                await self._scheduler.run(until=lambda: all(t.done() for t in pending))
+                await self._backend.wait_tasks(pending)
                 self._task_group.cancel_scope.cancel()
-        elif pending:
-            # Under asyncio the tasks live on the asyncio loop.
-            await asyncio.wait(pending)
         self._tasks.clear()
 
     async def _host_until_run_ends(self) -> None:
@@ -193,23 +177,12 @@ class Loop(asyncio.AbstractEventLoop):
         else:
             self._task_group.start_soon(fn, *args)
 
-    def _reader_registry(self) -> Reactor | _runtime.AsyncioReaders | None:
+    def _reader_registry(self) -> Readers | None:
         """Where socket transports register for readability (made on first use)."""
-        if not self._readers_checked:
-            self._readers_checked = True
-            if self._scheduler is not None:
-                self._scheduler.open()
-                self._readers = self._scheduler.reactor
-            else:
-                self._readers = _runtime.asyncio_readers()
+        if not self._readers_made:
+            self._readers_made = True
+            self._readers = self._backend.readers()
         return self._readers
-
-    def _invoke(self, fn: Callable[..., T], *args: Any) -> T:
-        """Call a protocol callback; under Trio with this loop as asyncio's running
-        loop."""
-        if self._trio and _runtime.get_running_loop_raw() is not self:
-            return _runtime.call_with_running_loop(self, fn, *args)
-        return fn(*args)
 
     def _forget(self, transport: StreamTransport) -> None:
         self._transports.discard(transport)
@@ -224,7 +197,7 @@ class Loop(asyncio.AbstractEventLoop):
 
     # -- transports ------------------------------------------------------------
 
-    @_runtime.trio_side
+    @trio_side
     async def connect_stream(
         self,
         protocol_factory: Callable[[], _P],
@@ -332,7 +305,7 @@ class Loop(asyncio.AbstractEventLoop):
         transport._start()
         return transport, protocol
 
-    @_runtime.trio_side
+    @trio_side
     async def start_tls(
         self,
         transport: asyncio.BaseTransport,
@@ -390,7 +363,7 @@ class Loop(asyncio.AbstractEventLoop):
         new._start(call_connection_made=False)
         return new
 
-    @_runtime.trio_side
+    @trio_side
     async def create_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -431,7 +404,7 @@ class Loop(asyncio.AbstractEventLoop):
             all_errors=all_errors,
         )
 
-    @_runtime.trio_side
+    @trio_side
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -456,7 +429,7 @@ class Loop(asyncio.AbstractEventLoop):
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
-    @_runtime.trio_side
+    @trio_side
     async def connect_accepted_socket(
         self,
         protocol_factory: Callable[[], _P],
@@ -477,7 +450,7 @@ class Loop(asyncio.AbstractEventLoop):
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
 
-    @_runtime.trio_side
+    @trio_side
     async def create_server(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -515,7 +488,7 @@ class Loop(asyncio.AbstractEventLoop):
             start_serving=start_serving,
         )
 
-    @_runtime.trio_side
+    @trio_side
     async def create_unix_server(  # type: ignore[override]
         self,
         protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -543,7 +516,7 @@ class Loop(asyncio.AbstractEventLoop):
             cleanup_socket=cleanup_socket,
         )
 
-    @_runtime.trio_side
+    @trio_side
     async def getaddrinfo(  # type: ignore[override]
         self,
         host: bytes | str | None,
@@ -567,7 +540,7 @@ class Loop(asyncio.AbstractEventLoop):
             host, port, family=family, type=type, proto=proto, flags=flags
         )
 
-    @_runtime.trio_side
+    @trio_side
     async def getnameinfo(
         self,
         sockaddr: tuple[str, int] | tuple[str, int, int, int],
@@ -580,10 +553,7 @@ class Loop(asyncio.AbstractEventLoop):
     # -- scheduling ------------------------------------------------------------
 
     def time(self) -> float:
-        if self._aio is not None:
-            return self._aio.time()
-        assert self._scheduler is not None
-        return self._scheduler.time()
+        return self._backend.time()
 
     def call_soon(
         self,
@@ -591,33 +561,7 @@ class Loop(asyncio.AbstractEventLoop):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.Handle:
-        if self._closed:
-            raise RuntimeError("Event loop is closed")
-        scheduler = self._scheduler
-        if scheduler is not None:
-            if (
-                context is not None
-                and type(callback) is _BuiltinMethod
-                and callback.__name__ == "task_wakeup"
-            ):
-                # asyncio's C task resuming once the future it awaits is done:
-                # that future drops the handle, so the loop queues the call
-                # without making one. This runs for every wake-up of a task.
-                scheduler.ready.append((context, callback, args[0]))  # type: ignore[misc]
-                if scheduler.idle:
-                    scheduler.wake()
-                return None  # type: ignore[return-value]
-            handle = asyncio.Handle(callback, args, self, context)
-            # Scheduler.schedule(), inlined.
-            scheduler.ready.append(handle)
-            if scheduler.idle:
-                scheduler.wake()
-            return handle
-        assert self._aio is not None
-        handle = asyncio.Handle(callback, args, self, context)
-        self._aio.call_soon(_run_handle, handle)
-        self._handles.add(handle)
-        return handle
+        return self._backend.call_soon(callback, *args, context=context)
 
     def call_later(
         self,
@@ -639,14 +583,7 @@ class Loop(asyncio.AbstractEventLoop):
     ) -> asyncio.TimerHandle:
         if when is None:
             raise TypeError("when cannot be None")
-        self._check_open()
-        if self._aio is not None:
-            timer = asyncio.TimerHandle(when, callback, args, self, context)
-            self._aio.call_at(when, _run_handle, timer)
-            self._handles.add(timer)
-            return timer
-        assert self._scheduler is not None
-        return self._scheduler.call_at(when, callback, args, context)
+        return self._backend.call_at(when, callback, *args, context=context)
 
     def call_soon_threadsafe(
         self,
@@ -654,32 +591,13 @@ class Loop(asyncio.AbstractEventLoop):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.Handle:
-        self._check_open()
-        handle = asyncio.Handle(callback, args, self, context)
-        if self._aio is not None:
-            self._aio.call_soon_threadsafe(_run_handle, handle)
-            return handle
-        scheduler = self._scheduler
-        assert scheduler is not None
-        self._threadsafe(functools.partial(scheduler.schedule, handle))
-        return handle
+        return self._backend.call_soon_threadsafe(callback, *args, context=context)
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
-        if self._scheduler is not None:
-            self._scheduler.timer_cancelled(handle)
+        self._backend.timer_cancelled(handle)
 
     def create_future(self) -> asyncio.Future[Any]:
-        if self._aio is not None:
-            return self._aio.create_future()
-        return Future(loop=self)
-
-    def _create_waiter(self) -> asyncio.Future[Any]:
-        """A future for the calling coroutine to await itself: asyncio's own in a
-        task of this loop under Trio, which awaits it as asyncio does."""
-        # Only under Trio is this loop ever asyncio's running one.
-        if _get_running_loop() is self:
-            return _AsyncioFuture(loop=self)
-        return self.create_future()
+        return self._backend.create_future()
 
     def create_task(  # type: ignore[override]
         self,
@@ -691,31 +609,7 @@ class Loop(asyncio.AbstractEventLoop):
         """Return an :class:`asyncio.Task` running *coro*, stepped by this loop
         under Trio (by the running asyncio loop under asyncio)."""
         self._check_open()
-        task: asyncio.Task[T]
-        if self._aio is not None:
-            make: Callable[..., asyncio.Task[T]] = self._aio.create_task
-            options: dict[str, Any] = {}
-        elif self._task_factory is not None:
-            # As asyncio's loops call a task factory.
-            if context is None:
-                task = self._task_factory(self, coro)
-            else:
-                task = self._task_factory(self, coro, context=context)
-            if name is not None:
-                task.set_name(name)
-            return self._track(task)
-        else:
-            make, options = Task, {"loop": self}
-        if context is None:
-            task = make(coro, name=name, **options)
-        elif sys.version_info >= (3, 11):
-            task = make(coro, name=name, context=context, **options)
-        else:
-            # 3.10 has no context argument: the task copies the current one.
-            task = context.run(make, coro, name=name, **options)
-        return self._track(task)
-
-    def _track(self, task: asyncio.Task[T]) -> asyncio.Task[T]:
+        task = self._backend.create_task(coro, name, context)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -726,15 +620,10 @@ class Loop(asyncio.AbstractEventLoop):
         the running asyncio loop's."""
         if factory is not None and not callable(factory):
             raise TypeError("task factory must be a callable or None")
-        if self._aio is not None:
-            self._aio.set_task_factory(factory)
-        else:
-            self._task_factory = factory
+        self._backend.set_task_factory(factory)
 
     def get_task_factory(self) -> Any:
-        if self._aio is not None:
-            return self._aio.get_task_factory()
-        return self._task_factory
+        return self._backend.get_task_factory()
 
     def run_in_executor(  # type: ignore[override]
         self,
@@ -766,59 +655,9 @@ class Loop(asyncio.AbstractEventLoop):
             else:
                 future.set_result(inner.result())
 
-        inner.add_done_callback(lambda _: self._threadsafe(copy_outcome))
+        inner.add_done_callback(lambda _: self._backend.run_threadsafe(copy_outcome))
         future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return future
-
-    def _start_in_trio_task(
-        self, call: Callable[[], Awaitable[T]]
-    ) -> tuple[asyncio.Future[T], anyio.CancelScope]:
-        """Run ``await call()`` in a task of the loop's task group; return a future
-        of its outcome and the scope that cancels it."""
-        future: asyncio.Future[T] = self.create_future()
-        scope = anyio.CancelScope()
-        self._spawn(self._settle, future, scope, call)
-        return future, scope
-
-    async def _settle(
-        self,
-        future: asyncio.Future[T],
-        scope: anyio.CancelScope,
-        call: Callable[[], Awaitable[T]],
-    ) -> None:
-        with scope:
-            try:
-                result = await call()
-            except anyio.get_cancelled_exc_class():
-                if not future.done():
-                    future.cancel()
-                raise
-            except BaseException as exc:
-                if not future.done():
-                    future.set_exception(exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            if not future.done():
-                future.set_result(result)
-
-    async def _await_in_trio_task(self, call: Callable[[], Awaitable[T]]) -> T:
-        """Await ``call()`` from a task of this loop, by running it in a Trio task.
-
-        Cancelling the loop task cancels the call and, as when the call runs in
-        the task itself under asyncio, waits until it has ended.
-        """
-        future, scope = self._start_in_trio_task(call)
-        try:
-            return await asyncio.shield(future)
-        except asyncio.CancelledError:
-            scope.cancel()
-            while not future.done():
-                try:
-                    await asyncio.shield(future)
-                except asyncio.CancelledError:
-                    pass
-            raise
 
     def _check_open(self) -> None:
         if self._closed:
@@ -837,8 +676,9 @@ class Loop(asyncio.AbstractEventLoop):
     def default_exception_handler(self, context: dict[str, Any]) -> None:
         """Log *context* as asyncio's default handler does; under asyncio, hand it
         to the running asyncio loop's handler instead."""
-        if self._aio is not None:
-            self._aio.call_exception_handler(context)
+        forward = self._backend.runtime_exception_handler
+        if forward is not None:
+            forward(context)
         else:
             log_exception_context(context)
 
@@ -879,13 +719,6 @@ class Loop(asyncio.AbstractEventLoop):
         self._debug = enabled
 
 
-def _run_handle(handle: asyncio.Handle) -> None:
-    # Handles made by the facade report errors to the facade's exception handler;
-    # a cancelled one (e.g. at loop exit) does nothing when its turn comes.
-    if not handle.cancelled():
-        handle._run()
-
-
 def open_loop() -> Loop:
     """Return a new loop facade, to be entered with ``async with``.
 
@@ -910,7 +743,23 @@ def get_running_loop() -> Loop:
     loop = _innermost.get()
     if loop is not None and loop._running:
         return loop
-    running = _runtime.get_running_loop_raw()
+    running = get_running_loop_raw()
     if isinstance(running, Loop) and running._running:
         return running
-    return _runtime.default_loop(Loop)
+    return default_loop(_make_default_loop, Loop._host_until_run_ends)
+
+
+def _make_default_loop() -> Loop:
+    loop = open_loop()
+    # Running from now on: its host task enters it before anything else runs.
+    loop._running = True
+    return loop
+
+
+def waiter_maker(loop: asyncio.AbstractEventLoop) -> Callable[[], asyncio.Future[Any]]:
+    """What makes the futures a coroutine awaits itself on *loop*: a facade gives
+    asyncio's plain future to its own tasks under Trio (Trio code needs the loop's
+    usual kind); any other loop makes it with ``create_future()``."""
+    if isinstance(loop, Loop):
+        return loop._backend.create_waiter
+    return loop.create_future

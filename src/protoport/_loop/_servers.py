@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
-from .._backends import _runtime
 from .._core._errors import logger
 from .._transports import _tls
 from . import _connections as _connect
+from ._bridge import trio_side
 
 if TYPE_CHECKING:
     from .._transports._stream import StreamTransport
@@ -150,13 +150,13 @@ class Server(asyncio.AbstractServer):
             sock.listen(self._backlog)
             self._loop._spawn(self._accept_loop, sock)
 
-    @_runtime.trio_side
+    @trio_side
     async def start_serving(self) -> None:
         """Start accepting connections; a no-op when already serving."""
         self._start_serving()
         await anyio.lowlevel.checkpoint()
 
-    @_runtime.trio_side
+    @trio_side
     async def serve_forever(self) -> None:
         """Accept connections until cancelled or closed.
 
@@ -314,7 +314,7 @@ class Server(asyncio.AbstractServer):
         except OSError as exc:
             logger.error("Unable to clean up listening UNIX socket %r: %r", path, exc)
 
-    @_runtime.trio_side
+    @trio_side
     async def wait_closed(self) -> None:
         """Return once the server is closed and every accepted connection is gone
         (waiting for both, in either order)."""

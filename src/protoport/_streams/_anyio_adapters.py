@@ -17,7 +17,7 @@ from anyio import (
 )
 from anyio.abc import ByteStream, SocketAttribute
 
-from .._backends import _runtime
+from .._backends import wait_done
 from .._loop._loop import get_running_loop
 from ._reader import DEFAULT_LIMIT, StreamReader
 from ._writer import StreamReaderProtocol, StreamWriter
@@ -142,9 +142,7 @@ class _ReaderWriterStream(ByteStream):
         self._closed = True
         writer.close()
         try:
-            await _runtime.wait_done(
-                writer._protocol._get_close_waiter(writer), cancel=False
-            )
+            await wait_done(writer._protocol._get_close_waiter(writer), cancel=False)
         except BaseException:
             # Cancelled while the buffered bytes were being sent: drop them.
             writer.transport.abort()

@@ -12,8 +12,10 @@ import asyncio
 import sys
 import traceback
 from asyncio import IncompleteReadError, LimitOverrunError
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
+
+from .._loop._loop import get_running_loop, waiter_maker
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -30,24 +32,8 @@ class _ReadingTransport(Protocol):
     def resume_reading(self) -> None: ...
 
 
-def waiter_maker(
-    loop: asyncio.AbstractEventLoop,
-) -> Callable[[], asyncio.Future[Any]]:
-    """What makes the futures a coroutine awaits itself on *loop*.
-
-    A protoport loop gives asyncio's plain future to its own tasks, which await it
-    as asyncio does (Trio code needs the loop's usual kind); any other loop makes
-    it with ``create_future()``.
-    """
-    make: Callable[[], asyncio.Future[Any]] = getattr(
-        loop, "_create_waiter", loop.create_future
-    )
-    return make
-
-
 def create_waiter(loop: asyncio.AbstractEventLoop) -> asyncio.Future[Any]:
-    """A future for the calling coroutine to await itself (see
-    :func:`waiter_maker`)."""
+    """A future for the calling coroutine to await itself on *loop*."""
     return waiter_maker(loop)()
 
 
@@ -61,14 +47,10 @@ def resolve_loop(loop: asyncio.AbstractEventLoop | None) -> asyncio.AbstractEven
     """
     if loop is not None:
         return loop
-    from .._backends import _runtime
-    from .._loop._loop import get_running_loop
-
     try:
-        _runtime.current_runtime()
+        return get_running_loop()
     except RuntimeError:
         return asyncio.get_event_loop()
-    return get_running_loop()
 
 
 class StreamReader:

@@ -13,9 +13,9 @@ from anyio import (
     ClosedResourceError,
     EndOfStream,
 )
-from anyio.abc import ByteStream
+from anyio.abc import ByteStream, SocketAttribute
 
-from .._backends import _runtime
+from .._backends import raw_sender
 from .._core._errors import logger
 from .._core._extra_info import stream_extra_info
 from .._core._socket_stream import SocketStream
@@ -91,7 +91,12 @@ class StreamTransport(asyncio.Transport):
         self._buffer = self._write_buffer_type(
             protocol, transport=self, exception_handler=loop.call_exception_handler
         )
-        self._sync_send = _runtime.sync_sender(stream)
+        # Bytes go straight to the kernel where nothing buffers them on the way.
+        self._sync_send = (
+            stream.extra(SocketAttribute.raw_socket).send
+            if isinstance(stream, SocketStream)
+            else raw_sender(stream)
+        )
         # A socket of protoport's own is read by the loop's reactor, with a
         # synchronous callback per readable socket instead of a reader task.
         self._readers: Any = None

@@ -1,0 +1,173 @@
+"""The loop facade under asyncio: scheduling is the running asyncio loop's.
+
+Callbacks are the facade's own handles (so that a failing one reaches the
+facade's exception handler, and closing the facade cancels them), run by the
+asyncio loop; futures and tasks are the asyncio loop's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import weakref
+from collections.abc import Callable, Coroutine
+from contextvars import Context
+from typing import Any, TypeVar, cast
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import TaskGroup
+
+from ._interface import FdWaits, Readers, TaskFactory
+
+T = TypeVar("T")
+
+
+def _run_handle(handle: asyncio.Handle) -> None:
+    # A handle cancelled meanwhile (e.g. when the facade closed) does nothing.
+    if not handle.cancelled():
+        handle._run()
+
+
+class AsyncioBackend:
+    """The :class:`~._interface.Backend` of a loop under asyncio."""
+
+    name = "asyncio"
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._aio = aio = asyncio.get_running_loop()
+        self._handles: weakref.WeakSet[asyncio.Handle] = weakref.WeakSet()
+        self._closed = False
+        self.time = aio.time
+        self.create_future = aio.create_future
+        self.create_waiter = aio.create_future
+        self.runtime_exception_handler: Callable[[dict[str, Any]], object] | None = (
+            aio.call_exception_handler
+        )
+
+    # -- scheduling --------------------------------------------------------------
+
+    def call_soon(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.Handle(callback, args, self._loop, context)
+        self._aio.call_soon(_run_handle, handle)
+        self._handles.add(handle)
+        return handle
+
+    def call_at(
+        self,
+        when: float,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.TimerHandle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        timer = asyncio.TimerHandle(when, callback, args, self._loop, context)
+        self._aio.call_at(when, _run_handle, timer)
+        self._handles.add(timer)
+        return timer
+
+    def call_soon_threadsafe(
+        self,
+        callback: Callable[..., object],
+        *args: Any,
+        context: Context | None = None,
+    ) -> asyncio.Handle:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        handle = asyncio.Handle(callback, args, self._loop, context)
+        self._aio.call_soon_threadsafe(_run_handle, handle)
+        return handle
+
+    def run_threadsafe(self, fn: Callable[[], object]) -> None:
+        self._aio.call_soon_threadsafe(fn)
+
+    def timer_cancelled(self, timer: asyncio.TimerHandle) -> None:
+        # The asyncio loop runs the timer's wrapper, which sees it cancelled.
+        pass
+
+    def create_task(
+        self, coro: Coroutine[Any, Any, T], name: str | None, context: Context | None
+    ) -> asyncio.Task[T]:
+        if context is None:
+            return self._aio.create_task(coro, name=name)
+        if sys.version_info >= (3, 11):
+            return self._aio.create_task(coro, name=name, context=context)
+        # 3.10 has no context argument: the task copies the current one.
+        return context.run(self._aio.create_task, coro, name=name)
+
+    def set_task_factory(self, factory: TaskFactory | None) -> None:
+        self._aio.set_task_factory(factory)
+
+    def get_task_factory(self) -> TaskFactory | None:
+        return cast("TaskFactory | None", self._aio.get_task_factory())
+
+    # -- callbacks and readers -------------------------------------------------------
+
+    def invoke(self, fn: Callable[..., T], *args: Any) -> T:
+        # asyncio's running loop is the asyncio loop itself, as everywhere else.
+        return fn(*args)
+
+    def readers(self) -> Readers | None:
+        aio = self._aio
+        # uvloop's loop is not a SelectorEventLoop but has a working add_reader().
+        if isinstance(aio, asyncio.SelectorEventLoop) or type(
+            aio
+        ).__module__.startswith("uvloop"):
+            return cast(Readers, aio)
+        return None
+
+    # -- life cycle --------------------------------------------------------------
+
+    def start(self, task_group: TaskGroup) -> None:
+        # The asyncio loop runs everything already.
+        pass
+
+    async def wait_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
+        if tasks:
+            await asyncio.wait(tasks)
+
+    def close(self) -> None:
+        self._closed = True
+        for handle in list(self._handles):
+            handle.cancel()
+
+
+FD_WAITS = FdWaits(
+    wait_readable=anyio.wait_readable,
+    wait_writable=anyio.wait_writable,
+    notify_closing=anyio.notify_closing,
+    checkpoint=anyio.lowlevel.checkpoint,
+    closed_errors=(anyio.ClosedResourceError,),
+)
+
+
+_defaults: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any] = (
+    weakref.WeakKeyDictionary()
+)
+_background: set[asyncio.Task[Any]] = set()
+
+L = TypeVar("L", bound=asyncio.AbstractEventLoop)
+
+
+def default_loop(make: Callable[[], L], host: Callable[[L], Any]) -> L:
+    """The running asyncio loop's default facade: made with *make* on first use
+    (or once the previous one is closed), *host(loop)* run as a task, which
+    ``asyncio.run()`` cancels when the main task returns."""
+    running = asyncio.get_running_loop()
+    loop: L | None = _defaults.get(running)
+    if loop is None or loop.is_closed():
+        loop = make()
+        _defaults[running] = loop
+        task = running.create_task(host(loop))
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+    return loop

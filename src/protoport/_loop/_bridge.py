@@ -1,0 +1,97 @@
+"""Awaiting Trio-side coroutines from the facade's own tasks.
+
+Under Trio a task of the facade is stepped as asyncio steps it, so what it awaits
+must be one of the loop's futures; a coroutine that waits the Trio way (AnyIO's
+calls) runs in a Trio task of the loop instead, and the task awaits its outcome.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+import anyio
+
+from .._backends import get_running_loop_raw
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+
+class TrioBridge(asyncio.AbstractEventLoop):
+    """The part of the loop facade that runs AnyIO calls in its task group."""
+
+    @abc.abstractmethod
+    def _spawn(
+        self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any
+    ) -> None: ...
+
+    def _start_in_trio_task(
+        self, call: Callable[[], Awaitable[T]]
+    ) -> tuple[asyncio.Future[T], anyio.CancelScope]:
+        """Run ``await call()`` in a task of the loop's task group; return a future
+        of its outcome and the scope that cancels it."""
+        future: asyncio.Future[T] = self.create_future()
+        scope = anyio.CancelScope()
+        self._spawn(self._settle, future, scope, call)
+        return future, scope
+
+    async def _settle(
+        self,
+        future: asyncio.Future[T],
+        scope: anyio.CancelScope,
+        call: Callable[[], Awaitable[T]],
+    ) -> None:
+        with scope:
+            try:
+                result = await call()
+            except anyio.get_cancelled_exc_class():
+                if not future.done():
+                    future.cancel()
+                raise
+            except BaseException as exc:
+                if not future.done():
+                    future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            if not future.done():
+                future.set_result(result)
+
+    async def _await_in_trio_task(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Await ``call()`` from a task of this loop, by running it in a Trio task.
+
+        Cancelling the loop task cancels the call and, as when the call runs in
+        the task itself under asyncio, waits until it has ended.
+        """
+        future, scope = self._start_in_trio_task(call)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            scope.cancel()
+            while not future.done():
+                try:
+                    await asyncio.shield(future)
+                except asyncio.CancelledError:
+                    pass
+            raise
+
+
+def trio_side(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Make a coroutine function that waits the AnyIO way awaitable from a task
+    of a facade too (under asyncio the running loop is never a facade, so the
+    call runs where it is)."""
+
+    @functools.wraps(fn)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        loop = get_running_loop_raw()
+        if isinstance(loop, TrioBridge):
+            return await loop._await_in_trio_task(
+                functools.partial(fn, *args, **kwargs)
+            )
+        return await fn(*args, **kwargs)
+
+    return call
