@@ -5,10 +5,8 @@ bytes waiting in the receive buffer."""
 from __future__ import annotations
 
 import array
-import fcntl
 import os
 import socket
-import termios
 
 #: The send buffer given to a local socket whose kernel buffer is filled.
 SMALL_SNDBUF = 4096
@@ -28,7 +26,12 @@ def fill_send_buffer(fd: int) -> int:
 
 
 def unread_bytes(sock: socket.socket) -> int:
-    """Bytes waiting in *sock*'s receive buffer (not yet received)."""
+    """Bytes waiting in *sock*'s receive buffer (not yet received); POSIX only."""
+    # Imported on first use, not with the module: fcntl and termios do not exist
+    # on Windows, where the suite (and the ``protoport`` command) must still load.
+    import fcntl
+    import termios
+
     buf = array.array("i", [0])
     fcntl.ioctl(sock.fileno(), termios.FIONREAD, buf)
     return int(buf[0])

@@ -191,7 +191,8 @@ class Peer:
         return await self.run(work)
 
     def pending(self) -> int:
-        """Bytes waiting in the peer's receive queue (not yet received)."""
+        """Bytes waiting in the peer's receive queue (not yet received); POSIX
+        only."""
         return unread_bytes(self.sock)
 
     async def shutdown_write(self) -> None:
