@@ -18,6 +18,7 @@ from protoport.compat import (
     SECTIONS,
     Env,
     Outcome,
+    Peer,
     RecordingBufferedProtocol,
     RecordingProtocol,
     ScenarioFailure,
@@ -30,7 +31,7 @@ from protoport.compat import (
     scenario,
     sections,
 )
-from protoport.compat._env import Peer, describe, one_line
+from protoport.compat._failures import describe, one_line
 
 IMPLEMENTATIONS = ["asyncio", "protoport-trio", "protoport-asyncio"]
 

@@ -167,21 +167,11 @@ replaced for the next scenario, and the row says "timed out" or "crashed".
 
 from __future__ import annotations
 
+from ._connections import Connection, StreamConnection
 from ._deviations import DEVIATIONS
-from ._env import (
-    Connection,
-    Env,
-    Peer,
-    RecordingBufferedProtocol,
-    RecordingProtocol,
-    ScenarioFailure,
-    StreamConnection,
-    TLSMaterial,
-    Unsupported,
-    fail,
-    pattern,
-)
+from ._env import Env
 from ._execute import Outcome, make_main, run_scenario
+from ._failures import ScenarioFailure, Unsupported, fail
 from ._implementations import (
     BUILTIN,
     Implementation,
@@ -189,7 +179,11 @@ from ._implementations import (
     load_implementation,
     run_asyncio,
 )
+from ._pattern import pattern
+from ._peer import Peer
+from ._recording import RecordingBufferedProtocol, RecordingProtocol
 from ._registry import FEATURES, Scenario, load_scenarios, scenario
+from ._tls_material import TLSMaterial
 from .sections import SECTIONS
 
 __all__ = [

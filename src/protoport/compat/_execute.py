@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._env import Env, ScenarioFailure, Unsupported, describe, one_line
+from ._env import Env
+from ._failures import ScenarioFailure, Unsupported, describe, one_line
 from ._implementations import Implementation
 from ._registry import Scenario
 

@@ -31,6 +31,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import protoport
+
 from ._registry import FEATURES
 
 Main = Callable[[asyncio.AbstractEventLoop], Awaitable[None]]
@@ -171,13 +173,13 @@ def _trio_asyncio() -> Implementation:
 
 
 def _protoport_features() -> frozenset[str]:
-    """What protoport's facade implements now (it grows over time)."""
-    from .._loop import _loop
-
+    """What protoport's facade implements now (it grows over time): the loop
+    methods :class:`protoport.Loop` overrides, and whether the package offers the
+    stream functions."""
     overridden = {
         name
-        for name in dir(_loop.Loop)
-        if getattr(_loop.Loop, name)
+        for name in dir(protoport.Loop)
+        if getattr(protoport.Loop, name)
         is not getattr(asyncio.AbstractEventLoop, name, None)
     }
     features = {"tcp", "unix", "buffered"}
@@ -189,18 +191,12 @@ def _protoport_features() -> frozenset[str]:
         features.add("subprocess")
     if "start_tls" in overridden:
         features.add("tls")
-    try:
-        importlib.import_module("protoport._streams._functions")
-    except ImportError:
-        pass
-    else:
+    if hasattr(protoport, "open_connection"):
         features.add("streams")
     return frozenset(features)
 
 
 def _protoport(runtime: str) -> Implementation:
-    import protoport
-
     if runtime == "trio":
         try:
             import trio

@@ -7,7 +7,9 @@ import asyncio
 import socket
 
 from .. import sections
-from .._env import Env, RecordingProtocol, pattern
+from .._env import Env
+from .._pattern import pattern
+from .._recording import RecordingProtocol
 from .._registry import scenario
 
 HIERARCHY = sections.TRANSPORTS_HIERARCHY

@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import sections
-from .._env import Env, RecordingBufferedProtocol, RecordingProtocol, pattern
+from .._env import Env
+from .._pattern import pattern
+from .._recording import RecordingBufferedProtocol, RecordingProtocol
 from .._registry import scenario
 
 BUFFERED = sections.BUFFERED_PROTOCOLS

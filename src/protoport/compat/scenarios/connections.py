@@ -11,7 +11,9 @@ import socket
 from typing import Any
 
 from .. import sections
-from .._env import Env, RecordingProtocol, Unsupported
+from .._env import Env
+from .._failures import Unsupported
+from .._recording import RecordingProtocol
 from .._registry import scenario
 
 OPENING = sections.OPENING_CONNECTIONS

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from .. import sections
-from .._env import Env, RecordingProtocol
+from .._env import Env
+from .._recording import RecordingProtocol
 from .._registry import scenario
 
 READ = sections.READ_TRANSPORTS

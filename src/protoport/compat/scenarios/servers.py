@@ -13,7 +13,9 @@ import socket
 from typing import Any
 
 from .. import sections
-from .._env import Env, RecordingProtocol, pattern
+from .._env import Env
+from .._pattern import pattern
+from .._recording import RecordingProtocol
 from .._registry import scenario
 
 SERVERS = sections.SERVER_OBJECTS

@@ -16,7 +16,8 @@ import socket
 from typing import Any
 
 from .. import sections
-from .._env import Env, pattern
+from .._env import Env
+from .._pattern import pattern
 from .._registry import scenario
 
 WRITER = sections.STREAM_WRITER

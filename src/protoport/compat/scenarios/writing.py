@@ -4,7 +4,9 @@ can_write_eof(), abort(), get_write_buffer_size(), and their error messages."""
 from __future__ import annotations
 
 from .. import sections
-from .._env import Env, Unsupported, pattern
+from .._env import Env
+from .._failures import Unsupported
+from .._pattern import pattern
 from .._registry import scenario
 
 WRITE = sections.WRITE_TRANSPORTS
