@@ -1020,3 +1020,41 @@ async def test_socket_stream_try_send_takes_what_the_kernel_takes() -> None:
     finally:
         await stream.aclose()
         theirs.close()
+
+
+async def test_socket_stream_cancelled_receive_loses_no_bytes() -> None:
+    # A receive cancelled while bytes are waiting leaves them in the socket: the
+    # next receive returns them (a TLS layer above would be corrupted otherwise).
+    ours, theirs = socket.socketpair()
+    stream = protoport.SocketStream(ours)
+    try:
+        theirs.send(b"first")
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await stream.receive()
+        assert scope.cancelled_caught
+        with anyio.fail_after(5):
+            assert await stream.receive() == b"first"
+    finally:
+        await stream.aclose()
+        theirs.close()
+
+
+async def test_socket_stream_cancelled_send_sends_nothing() -> None:
+    # A send_some() cancelled before it returns has sent nothing, so that the
+    # caller's count of sent bytes stays true.
+    ours, theirs = socket.socketpair()
+    theirs.setblocking(False)
+    stream = protoport.SocketStream(ours)
+    try:
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            await stream.send_some(b"unsent")
+        assert scope.cancelled_caught
+        with pytest.raises(BlockingIOError):
+            theirs.recv(100)
+        assert await stream.send_some(b"sent") == 4
+        assert theirs.recv(100) == b"sent"
+    finally:
+        await stream.aclose()
+        theirs.close()

@@ -407,3 +407,34 @@ async def test_failed_transports_leave_nothing_behind() -> None:
     assert failing.trace[-1] == ("lost", failing.error)
     assert isinstance(reset.trace[-1][1], ConnectionResetError)
     assert raising.trace == ["made", ("lost", None)]
+
+
+class _ClosedForSending(ByteStream):
+    """A stream whose peer is gone the way AnyIO's TLS stream reports it: send()
+    raises EndOfStream; receive() waits forever."""
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        await anyio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def send(self, item: bytes) -> None:
+        raise anyio.EndOfStream
+
+    async def send_eof(self) -> None:
+        raise anyio.EndOfStream
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_end_of_stream_from_send_loses_the_connection() -> None:
+    # The peer's end seen while writing ends this connection only, as a reset.
+    async with protoport.open_loop() as loop:
+        transport, proto = await loop.connect_stream(Recorder, _ClosedForSending())
+        transport.write(b"to nobody")
+        await proto.wait_lost()
+        assert len(proto.trace) == 2
+        assert proto.trace[0] == "made"
+        lost = proto.trace[1]
+        assert lost[0] == "lost"
+        assert isinstance(lost[1], ConnectionResetError)

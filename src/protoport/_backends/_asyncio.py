@@ -145,7 +145,8 @@ FD_WAITS = FdWaits(
     wait_readable=anyio.wait_readable,
     wait_writable=anyio.wait_writable,
     notify_closing=anyio.notify_closing,
-    checkpoint=anyio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
     closed_errors=(anyio.ClosedResourceError,),
 )
 

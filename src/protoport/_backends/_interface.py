@@ -29,7 +29,10 @@ class FdWaits:
     wait_writable: Callable[[Any], Awaitable[None]]
     #: Wakes the waits on a descriptor about to be closed.
     notify_closing: Callable[[Any], None]
-    checkpoint: Callable[[], Awaitable[None]]
+    #: Raises the cancellation if the caller is cancelled; else returns at once.
+    checkpoint_if_cancelled: Callable[[], Awaitable[None]]
+    #: Lets other tasks run; never raises the cancellation.
+    cancel_shielded_checkpoint: Callable[[], Awaitable[None]]
     #: What a wait raises when its descriptor is closed under it.
     closed_errors: tuple[type[BaseException], ...]
 

@@ -189,7 +189,8 @@ FD_WAITS = FdWaits(
     wait_readable=trio.lowlevel.wait_readable,
     wait_writable=trio.lowlevel.wait_writable,
     notify_closing=trio.lowlevel.notify_closing,
-    checkpoint=trio.lowlevel.checkpoint,
+    checkpoint_if_cancelled=trio.lowlevel.checkpoint_if_cancelled,
+    cancel_shielded_checkpoint=trio.lowlevel.cancel_shielded_checkpoint,
     closed_errors=(trio.ClosedResourceError,),
 )
 

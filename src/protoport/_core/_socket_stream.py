@@ -51,6 +51,9 @@ class SocketStream(AnyIOSocketStream):
             raise BusyResourceError("reading from")
         self._receiving = True
         try:
+            # Cancellation is taken before the socket is read, or while waiting,
+            # never after: bytes taken from the kernel are always returned.
+            await self._waits.checkpoint_if_cancelled()
             waited = False
             while True:
                 self._check_open()
@@ -63,9 +66,9 @@ class SocketStream(AnyIOSocketStream):
                 except OSError as exc:
                     self._raise_for(exc)
                 if not waited:
-                    # Every receive is a checkpoint, so that a peer that always has
-                    # data ready cannot starve the other tasks.
-                    await self._waits.checkpoint()
+                    # Every receive lets other tasks run, so that a peer that
+                    # always has data ready cannot starve them.
+                    await self._waits.cancel_shielded_checkpoint()
                 if not data:
                     raise EndOfStream
                 return data
@@ -88,6 +91,8 @@ class SocketStream(AnyIOSocketStream):
             raise BusyResourceError("writing to")
         self._sending = True
         try:
+            # As for receive(): what the kernel took is always reported.
+            await self._waits.checkpoint_if_cancelled()
             waited = False
             while True:
                 self._check_open()
@@ -100,7 +105,7 @@ class SocketStream(AnyIOSocketStream):
                 except OSError as exc:
                     self._raise_for(exc)
                 if not waited:
-                    await self._waits.checkpoint()
+                    await self._waits.cancel_shielded_checkpoint()
                 return sent
         except self._waits.closed_errors:
             raise ClosedResourceError from None

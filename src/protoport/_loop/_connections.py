@@ -1,5 +1,5 @@
-"""Opening connections: create_connection, create_unix_connection,
-connect_accepted_socket, and name resolution.
+"""Opening connections: create_connection, create_unix_connection and
+connect_accepted_socket.
 
 The argument checks, their order, the exceptions and their messages are those of
 CPython's asyncio (3.13); the work is done with AnyIO, so it runs under Trio and
@@ -15,139 +15,30 @@ import os
 import socket
 import ssl as _ssl
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 import anyio.lowlevel
 
 from .._core._errors import logger
-from .._transports import _tls
+from .._core._host import Host
+from .._transports._pipeline import connect_socket
+from ._dns import AddrInfo, resolve_stream
+from ._tls_arguments import (
+    check_not_ssl_socket,
+    check_only_with_ssl,
+    client_tls,
+    server_tls,
+)
 
 if sys.version_info < (3, 11):  # pragma: no cover - exercised on 3.10 only
     from exceptiongroup import ExceptionGroup  # type: ignore[import-not-found,unused-ignore]
 
 if TYPE_CHECKING:
     from .._transports._stream import StreamTransport
-    from ._loop import Loop
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
-
-# One getaddrinfo() result: (family, type, proto, canonname, sockaddr).
-AddrInfo = tuple[int, int, int, str, Any]
-
-_HAS_IPV6 = hasattr(socket, "AF_INET6")
-
-
-# -- name resolution ------------------------------------------------------------
-
-
-async def getaddrinfo(
-    host: bytes | str | None,
-    port: bytes | str | int | None,
-    *,
-    family: int = 0,
-    type: int = 0,
-    proto: int = 0,
-    flags: int = 0,
-) -> list[Any]:
-    """Call :func:`socket.getaddrinfo` in a worker thread.
-
-    As with asyncio's executor, a cancelled caller does not wait for the lookup
-    to finish: the thread is left to complete on its own.
-    """
-    return await anyio.to_thread.run_sync(
-        socket.getaddrinfo,
-        host,
-        port,
-        family,
-        type,
-        proto,
-        flags,
-        abandon_on_cancel=True,
-    )
-
-
-async def getnameinfo(
-    sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int = 0
-) -> tuple[str, str]:
-    """Call :func:`socket.getnameinfo` in a worker thread."""
-    return await anyio.to_thread.run_sync(
-        socket.getnameinfo, sockaddr, flags, abandon_on_cancel=True
-    )
-
-
-def numeric_addrinfo(
-    host: bytes | str | None,
-    port: bytes | str | int | None,
-    family: int,
-    type: int,
-    proto: int,
-    flowinfo: int = 0,
-    scopeid: int = 0,
-) -> AddrInfo | None:
-    """Return the one getaddrinfo() entry for a host that is already a numeric IP
-    address, or None when a real lookup is needed."""
-    if not hasattr(socket, "inet_pton"):  # pragma: no cover - every Unix has it
-        return None
-    if host is None or proto not in (0, socket.IPPROTO_TCP, socket.IPPROTO_UDP):
-        return None
-    if type == socket.SOCK_STREAM:
-        proto = socket.IPPROTO_TCP
-    elif type == socket.SOCK_DGRAM:
-        proto = socket.IPPROTO_UDP
-    else:
-        return None
-
-    if port is None or port == "" or port == b"":
-        number = 0
-    else:
-        # A service name such as "http" needs the real lookup.
-        try:
-            number = int(port)
-        except (TypeError, ValueError):
-            return None
-
-    if family == socket.AF_UNSPEC:
-        candidates: list[int] = [socket.AF_INET]
-        if _HAS_IPV6:
-            candidates.append(socket.AF_INET6)
-    else:
-        candidates = [family]
-
-    text = host.decode("idna") if isinstance(host, bytes) else host
-    if "%" in text:
-        # A zone index ("fe80::1%eth0") is not understood by inet_pton everywhere.
-        return None
-    for candidate in candidates:
-        try:
-            socket.inet_pton(candidate, text)
-        except (OSError, ValueError):
-            continue
-        if _HAS_IPV6 and candidate == socket.AF_INET6:
-            return candidate, type, proto, "", (text, number, flowinfo, scopeid)
-        return candidate, type, proto, "", (text, number)
-    return None
-
-
-async def _resolve(
-    loop: Loop,
-    address: Sequence[Any],
-    *,
-    family: int,
-    proto: int,
-    flags: int,
-) -> list[AddrInfo]:
-    """Resolve *address* for a stream socket, skipping the lookup for numeric
-    hosts; otherwise through ``loop.getaddrinfo`` (as asyncio does)."""
-    host, port = address[0], address[1]
-    info = numeric_addrinfo(host, port, family, socket.SOCK_STREAM, proto, *address[2:])
-    if info is not None:
-        return [info]
-    infos = await loop.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
-    )
-    return list(infos)
 
 
 def _interleave(infos: list[AddrInfo], first_family_count: int = 1) -> list[AddrInfo]:
@@ -167,11 +58,6 @@ def _interleave(infos: list[AddrInfo], first_family_count: int = 1) -> list[Addr
 
 
 # -- connecting one socket ------------------------------------------------------
-
-
-def _check_not_ssl_socket(sock: socket.socket) -> None:
-    if isinstance(sock, _ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
 
 
 async def _sock_connect(sock: socket.socket, address: Any) -> None:
@@ -307,35 +193,8 @@ def _raise_connect_errors(errors: list[list[OSError]], all_errors: bool) -> None
 # -- the loop methods -----------------------------------------------------------
 
 
-def _tls_options(
-    ssl: bool | _ssl.SSLContext | None,
-    server_hostname: str | None,
-    ssl_handshake_timeout: float | None,
-    ssl_shutdown_timeout: float | None,
-    *,
-    server_side: bool = False,
-) -> dict[str, Any]:
-    """The TLS keyword arguments of ``Loop._connect_socket``: none without ssl."""
-    if not ssl:
-        return {}
-    _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
-    if server_side:
-        if not isinstance(ssl, _ssl.SSLContext):
-            raise ValueError("Server side SSL needs a valid SSLContext")
-        context = ssl
-    else:
-        context = _tls.client_context(ssl)
-    return {
-        "ssl": context,
-        "server_side": server_side,
-        "server_hostname": server_hostname,
-        "ssl_handshake_timeout": ssl_handshake_timeout,
-        "ssl_shutdown_timeout": ssl_shutdown_timeout,
-    }
-
-
 async def create_connection(
-    loop: Loop,
+    loop_host: Host,
     protocol_factory: Callable[[], _P],
     host: str | None,
     port: int | str | None,
@@ -353,8 +212,12 @@ async def create_connection(
     interleave: int | None,
     all_errors: bool,
 ) -> tuple[StreamTransport, _P]:
-    if server_hostname is not None and not ssl:
-        raise ValueError("server_hostname is only meaningful with ssl")
+    check_only_with_ssl(
+        ssl,
+        server_hostname=server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
     if server_hostname is None and ssl:
         # The host is the default name to check the certificate against.
         if not host:
@@ -362,12 +225,8 @@ async def create_connection(
                 "You must set server_hostname when using ssl without a host"
             )
         server_hostname = host
-    if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
     if sock is not None:
-        _check_not_ssl_socket(sock)
+        check_not_ssl_socket(sock)
     if happy_eyeballs_delay is not None and interleave is None:
         interleave = 1  # Happy Eyeballs alternates families by default
 
@@ -380,19 +239,18 @@ async def create_connection(
         # Any family (AF_UNIX included) is accepted, as long as it is a stream.
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-    tls = _tls_options(
-        ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
-    )
+    tls = client_tls(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
 
     if sock is None:
-        infos = await _resolve(
+        loop = loop_host.loop
+        infos = await resolve_stream(
             loop, (host, port), family=family, proto=proto, flags=flags
         )
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         local_infos: list[AddrInfo] | None = None
         if local_addr is not None:
-            local_infos = await _resolve(
+            local_infos = await resolve_stream(
                 loop, local_addr, family=family, proto=proto, flags=flags
             )
             if not local_infos:
@@ -417,8 +275,10 @@ async def create_connection(
         assert sock is not None
     # From here on the loop owns the socket: it closes it if the protocol
     # factory raises.
-    transport, protocol = await loop._connect_socket(protocol_factory, sock, **tls)
-    if loop.get_debug():
+    transport, protocol = await connect_socket(
+        loop_host, protocol_factory, sock, tls=tls
+    )
+    if loop_host.loop.get_debug():
         logger.debug(
             "%r connected to %s:%r: (%r, %r)",
             transport.get_extra_info("socket"),
@@ -431,7 +291,7 @@ async def create_connection(
 
 
 async def create_unix_connection(
-    loop: Loop,
+    loop_host: Host,
     protocol_factory: Callable[[], _P],
     path: str | bytes | os.PathLike[str] | None,
     *,
@@ -441,22 +301,20 @@ async def create_unix_connection(
     ssl_handshake_timeout: float | None,
     ssl_shutdown_timeout: float | None,
 ) -> tuple[StreamTransport, _P]:
-    if ssl:
-        if server_hostname is None:
-            raise ValueError("you have to pass server_hostname when using ssl")
-    else:
-        if server_hostname is not None:
-            raise ValueError("server_hostname is only meaningful with ssl")
-        if ssl_handshake_timeout is not None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        if ssl_shutdown_timeout is not None:
-            raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    if ssl and server_hostname is None:
+        raise ValueError("you have to pass server_hostname when using ssl")
+    check_only_with_ssl(
+        ssl,
+        server_hostname=server_hostname,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
 
     if path is not None:
         if sock is not None:
             raise ValueError("path and sock can not be specified at the same time")
         address = os.fspath(path)
-        tls = _tls_options(
+        tls = client_tls(
             ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
         )
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
@@ -466,20 +324,18 @@ async def create_unix_connection(
         except BaseException:
             sock.close()
             raise
-        return await loop._connect_socket(protocol_factory, sock, **tls)
+        return await connect_socket(loop_host, protocol_factory, sock, tls=tls)
 
     if sock is None:
         raise ValueError("no path and sock were specified")
     if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-    tls = _tls_options(
-        ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout
-    )
-    return await loop._connect_socket(protocol_factory, sock, **tls)
+    tls = client_tls(ssl, server_hostname, ssl_handshake_timeout, ssl_shutdown_timeout)
+    return await connect_socket(loop_host, protocol_factory, sock, tls=tls)
 
 
 async def connect_accepted_socket(
-    loop: Loop,
+    loop_host: Host,
     protocol_factory: Callable[[], _P],
     sock: socket.socket,
     *,
@@ -489,16 +345,19 @@ async def connect_accepted_socket(
 ) -> tuple[StreamTransport, _P]:
     if sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-    if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
-    _check_not_ssl_socket(sock)
-    tls = _tls_options(
-        ssl, None, ssl_handshake_timeout, ssl_shutdown_timeout, server_side=True
+    check_only_with_ssl(
+        ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
     )
-    transport, protocol = await loop._connect_socket(protocol_factory, sock, **tls)
-    if loop.get_debug():
+    check_not_ssl_socket(sock)
+    tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if tls is not None and not isinstance(ssl, _ssl.SSLContext):
+        raise ValueError("Server side SSL needs a valid SSLContext")
+    transport, protocol = await connect_socket(
+        loop_host, protocol_factory, sock, tls=tls
+    )
+    if loop_host.loop.get_debug():
         logger.debug(
             "%r handled: (%r, %r)",
             transport.get_extra_info("socket"),

@@ -9,6 +9,7 @@ import functools
 import os
 import socket
 import ssl as _ssl_module
+import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import Context
 from types import TracebackType
@@ -16,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 from anyio.abc import ByteStream, TaskGroup
-from anyio.streams.buffered import BufferedByteStream
 
 from .._backends import (
     Readers,
@@ -26,11 +26,11 @@ from .._backends import (
     make_backend,
 )
 from .._core._errors import log_exception_context, logger
-from .._core._socket_stream import SocketStream
-from .._transports import _tls
+from .._core._host import Member
+from .._transports import _pipeline
 from .._transports._stream import StreamTransport
-from . import _connections as _connect
-from . import _servers as _server
+from .._transports._tls import TLSOptions, check_timeouts
+from . import _connections, _dns, _servers
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
 
@@ -79,8 +79,10 @@ class Loop(TrioBridge):
         self._invoke = backend.invoke
         self._task_group: TaskGroup | None = None
         self._pending_spawns: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
-        self._transports: set[StreamTransport] = set()
-        self._servers: set[Server] = set()
+        self._host = _LoopHost(self)
+        self._transports: set[Member] = set()
+        # A server stays alive while it listens: its accept tasks hold it.
+        self._servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self._readers: Readers | None = None
         self._readers_made = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -129,7 +131,7 @@ class Loop(TrioBridge):
             server.close()
         for transport in list(self._transports):
             if not (graceful and transport.is_closing()):
-                transport._force_close(None)
+                transport.abort()
         self._cancelled_at_exit = set(self._tasks)
         for task in self._cancelled_at_exit:
             task.cancel()
@@ -153,7 +155,7 @@ class Loop(TrioBridge):
         # Tasks that a cancelled task group never started still owe their
         # connection_lost() calls and their results.
         for transport in list(self._transports):
-            await transport._finish()
+            await transport.finish()
         # Wait for the cancelled tasks to finish, as asyncio.run() does (tasks
         # made while closing are cancelled too).
         pending = [task for task in self._tasks if not task.done()]
@@ -184,7 +186,7 @@ class Loop(TrioBridge):
             self._readers = self._backend.readers()
         return self._readers
 
-    def _forget(self, transport: StreamTransport) -> None:
+    def _forget(self, transport: Member) -> None:
         self._transports.discard(transport)
         if self._exiting and not self._transports and self._task_group is not None:
             self._task_group.cancel_scope.cancel()
@@ -204,7 +206,6 @@ class Loop(TrioBridge):
         stream: ByteStream,
         *,
         extra: dict[str, Any] | None = None,
-        _server: Server | None = None,
     ) -> tuple[StreamTransport, _P]:
         """Run a protocol over any AnyIO byte stream.
 
@@ -215,95 +216,9 @@ class Loop(TrioBridge):
 
         :param extra: additional ``get_extra_info()`` keys
         """
-        if self._closed:
-            await anyio.aclose_forcefully(stream)
-            raise RuntimeError("Event loop is closed")
-        try:
-            protocol = self._invoke(protocol_factory)
-        except BaseException:
-            await anyio.aclose_forcefully(stream)
-            raise
-        transport = self._make_transport(stream, protocol, extra, server=_server)
-        transport._start()
-        try:
-            await anyio.lowlevel.checkpoint()
-        except BaseException:
-            # As asyncio: a caller cancelled while the connection is being made
-            # does not leave an orphaned transport behind.
-            transport.close()
-            raise
-        return transport, protocol
-
-    def _make_transport(
-        self,
-        stream: ByteStream,
-        protocol: asyncio.BaseProtocol,
-        extra: dict[str, Any] | None = None,
-        *,
-        server: Server | None = None,
-        ssl_shutdown_timeout: float | None = None,
-    ) -> StreamTransport:
-        transport: StreamTransport
-        if _tls.is_tls(stream):
-            transport = _tls.TLSTransport(
-                self,
-                stream,
-                protocol,
-                extra,
-                server=server,
-                ssl_shutdown_timeout=ssl_shutdown_timeout,
-            )
-        else:
-            transport = StreamTransport(self, stream, protocol, extra, server=server)
-        self._transports.add(transport)
-        return transport
-
-    async def _connect_socket(
-        self,
-        protocol_factory: Callable[[], _P],
-        sock: socket.socket,
-        *,
-        server: Server | None = None,
-        extra: dict[str, Any] | None = None,
-        ssl: _ssl.SSLContext | None = None,
-        server_side: bool = False,
-        server_hostname: str | None = None,
-        ssl_handshake_timeout: float | None = None,
-        ssl_shutdown_timeout: float | None = None,
-    ) -> tuple[StreamTransport, _P]:
-        """Run a protocol over a connected stream socket (TCP gets TCP_NODELAY, as
-        asyncio gives it), after a TLS handshake when *ssl* is given."""
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            try:
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            except OSError:
-                pass
-        stream: ByteStream = SocketStream(sock)
-        if ssl is None:
-            return await self.connect_stream(
-                protocol_factory, stream, extra=extra, _server=server
-            )
-        stream = await _tls.handshake(
-            stream,
-            ssl,
-            server_side=server_side,
-            server_hostname=server_hostname,
-            timeout=ssl_handshake_timeout,
+        return await _pipeline.connect(
+            self._host, protocol_factory, stream, extra=extra
         )
-        try:
-            protocol = self._invoke(protocol_factory)
-        except BaseException:
-            await anyio.aclose_forcefully(stream)
-            raise
-        transport = self._make_transport(
-            stream,
-            protocol,
-            extra,
-            server=server,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
-        )
-        transport._start()
-        return transport, protocol
 
     @trio_side
     async def start_tls(
@@ -329,39 +244,19 @@ class Loop(TrioBridge):
                 f"sslcontext is expected to be an instance of ssl.SSLContext, "
                 f"got {sslcontext!r}"
             )
-        if type(transport) is not StreamTransport or transport._loop is not self:
+        if type(transport) is not StreamTransport or not transport.belongs_to(
+            self._host
+        ):
             raise TypeError(f"transport {transport!r} is not supported by start_tls()")
-        _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
-        server = transport._server
-        stream, unread = await transport._detach()
-        if unread:
-            buffered = BufferedByteStream(stream)
-            buffered.feed_data(unread)
-            stream = buffered
-        try:
-            tls_stream = await _tls.handshake(
-                stream,
-                sslcontext,
-                server_side=server_side,
-                server_hostname=server_hostname,
-                timeout=ssl_handshake_timeout,
-            )
-        except BaseException as exc:
-            transport._protocol = protocol
-            transport._exc = exc if isinstance(exc, Exception) else None
-            transport._finished = False
-            await transport._finish()
-            raise
-        new = self._make_transport(
-            tls_stream,
-            protocol,
-            server=server,
-            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
+        tls = TLSOptions(
+            sslcontext,
+            server_side=server_side,
+            server_hostname=server_hostname,
+            handshake_timeout=ssl_handshake_timeout,
+            shutdown_timeout=ssl_shutdown_timeout,
         )
-        if server is not None:
-            server._detach(transport)
-        new._start(call_connection_made=False)
-        return new
+        return await _pipeline.upgrade(self._host, transport, protocol, tls)
 
     @trio_side
     async def create_connection(
@@ -385,8 +280,8 @@ class Loop(TrioBridge):
     ) -> tuple[StreamTransport, _P]:
         """Open a TCP connection and run a protocol over it, as
         :meth:`asyncio.loop.create_connection`."""
-        return await _connect.create_connection(
-            self,
+        return await _connections.create_connection(
+            self._host,
             protocol_factory,
             host,
             port,
@@ -418,8 +313,8 @@ class Loop(TrioBridge):
     ) -> tuple[StreamTransport, _P]:
         """Open a Unix socket connection, as
         :meth:`asyncio.loop.create_unix_connection`."""
-        return await _connect.create_unix_connection(
-            self,
+        return await _connections.create_unix_connection(
+            self._host,
             protocol_factory,
             path,
             ssl=ssl,
@@ -441,8 +336,8 @@ class Loop(TrioBridge):
     ) -> tuple[StreamTransport, _P]:
         """Run a protocol over an already connected socket, as
         :meth:`asyncio.loop.connect_accepted_socket`."""
-        return await _connect.connect_accepted_socket(
-            self,
+        return await _connections.connect_accepted_socket(
+            self._host,
             protocol_factory,
             sock,
             ssl=ssl,
@@ -470,8 +365,8 @@ class Loop(TrioBridge):
         start_serving: bool = True,
     ) -> Server:
         """Listen on TCP sockets, as :meth:`asyncio.loop.create_server`."""
-        return await _server.create_server(
-            self,
+        server = await _servers.create_server(
+            self._host,
             protocol_factory,
             host,
             port,
@@ -487,6 +382,8 @@ class Loop(TrioBridge):
             ssl_shutdown_timeout=ssl_shutdown_timeout,
             start_serving=start_serving,
         )
+        self._servers.add(server)
+        return server
 
     @trio_side
     async def create_unix_server(  # type: ignore[override]
@@ -503,8 +400,8 @@ class Loop(TrioBridge):
         cleanup_socket: bool = True,
     ) -> Server:
         """Listen on a Unix socket, as :meth:`asyncio.loop.create_unix_server`."""
-        return await _server.create_unix_server(
-            self,
+        server = await _servers.create_unix_server(
+            self._host,
             protocol_factory,
             path,
             sock=sock,
@@ -515,6 +412,8 @@ class Loop(TrioBridge):
             start_serving=start_serving,
             cleanup_socket=cleanup_socket,
         )
+        self._servers.add(server)
+        return server
 
     @trio_side
     async def getaddrinfo(  # type: ignore[override]
@@ -536,7 +435,7 @@ class Loop(TrioBridge):
         ]
     ]:
         """Resolve an address in a worker thread, as :func:`socket.getaddrinfo`."""
-        return await _connect.getaddrinfo(
+        return await _dns.getaddrinfo(
             host, port, family=family, type=type, proto=proto, flags=flags
         )
 
@@ -548,7 +447,7 @@ class Loop(TrioBridge):
     ) -> tuple[str, str]:
         """Look a socket address up in a worker thread, as
         :func:`socket.getnameinfo`."""
-        return await _connect.getnameinfo(sockaddr, flags)
+        return await _dns.getnameinfo(sockaddr, flags)
 
     # -- scheduling ------------------------------------------------------------
 
@@ -717,6 +616,25 @@ class Loop(TrioBridge):
 
     def set_debug(self, enabled: bool) -> None:
         self._debug = enabled
+
+
+class _LoopHost:
+    """A loop facade as its transports and servers see it (a
+    :class:`~protoport._core._host.Host`)."""
+
+    __slots__ = ("invoke", "loop", "readers", "spawn")
+
+    def __init__(self, loop: Loop) -> None:
+        self.loop = loop
+        self.spawn = loop._spawn
+        self.invoke = loop._backend.invoke
+        self.readers = loop._reader_registry
+
+    def adopt(self, member: Member) -> None:
+        self.loop._transports.add(member)
+
+    def forget(self, member: Member) -> None:
+        self.loop._forget(member)
 
 
 def open_loop() -> Loop:

@@ -11,19 +11,19 @@ import stat
 import sys
 from asyncio.trsock import TransportSocket
 from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
+from .._core._connection_set import ConnectionSet
 from .._core._errors import logger
-from .._transports import _tls
-from . import _connections as _connect
+from .._core._host import Host
+from .._transports._pipeline import connect_socket
+from .._transports._tls import TLSOptions
 from ._bridge import trio_side
-
-if TYPE_CHECKING:
-    from .._transports._stream import StreamTransport
-    from ._loop import Loop
+from ._dns import resolve_stream
+from ._tls_arguments import check_not_ssl_socket, check_only_with_ssl, server_tls
 
 #: How long accepting pauses on a socket after the process ran out of file
 #: descriptors or memory (asyncio's ``ACCEPT_RETRY_DELAY``).
@@ -73,50 +73,39 @@ class Server(asyncio.AbstractServer):
 
     def __init__(
         self,
-        loop: Loop,
+        loop_host: Host,
         sockets: list[socket.socket],
         protocol_factory: Callable[[], asyncio.BaseProtocol],
         backlog: int,
         unix_files: dict[socket.socket, tuple[_UnixPath, int, int]] | None = None,
-        tls: dict[str, Any] | None = None,
+        tls: TLSOptions | None = None,
     ) -> None:
-        self._loop = loop
-        self._tls = tls or {}
+        self._host = loop_host
+        self._loop = loop_host.loop
+        self._tls = tls
         self._sockets: list[socket.socket] | None = sockets
         self._protocol_factory = protocol_factory
         self._backlog = backlog
         self._unix_files = unix_files or {}
-        self._clients: set[StreamTransport] = set()
+        self._clients = ConnectionSet()
         self._serving = False
         self._serve_forever_scope: CancelScope | None = None
         self._accept_scopes: set[CancelScope] = set()
-        self._all_gone = anyio.Event()
-        loop._servers.add(self)
+        self._closed = anyio.Event()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} sockets={self.sockets!r}>"
 
     # -- clients ---------------------------------------------------------------
 
-    def _attach(self, transport: StreamTransport) -> None:
-        if self._all_gone.is_set():
-            # A protocol factory closed the server before its transport existed.
-            self._all_gone = anyio.Event()
-        self._clients.add(transport)
-
-    def _detach(self, transport: StreamTransport) -> None:
-        self._clients.discard(transport)
-        if not self._clients and self._sockets is None:
-            self._all_gone.set()
-
     def close_clients(self) -> None:
         """Close every accepted connection (their buffers are flushed first)."""
-        for transport in list(self._clients):
+        for transport in self._clients:
             transport.close()
 
     def abort_clients(self) -> None:
         """Abort every accepted connection at once."""
-        for transport in list(self._clients):
+        for transport in self._clients:
             transport.abort()
 
     # -- state -----------------------------------------------------------------
@@ -124,7 +113,7 @@ class Server(asyncio.AbstractServer):
     def _is_closed(self) -> bool:
         return self._sockets is None
 
-    def get_loop(self) -> Loop:
+    def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
     def is_serving(self) -> bool:
@@ -148,7 +137,7 @@ class Server(asyncio.AbstractServer):
         self._serving = True
         for sock in self._sockets:
             sock.listen(self._backlog)
-            self._loop._spawn(self._accept_loop, sock)
+            self._host.spawn(self._accept_loop, sock)
 
     @trio_side
     async def start_serving(self) -> None:
@@ -234,9 +223,9 @@ class Server(asyncio.AbstractServer):
                         }
                     )
                     break
-                if self._tls:
+                if self._tls is not None:
                     # A handshake takes round trips: never hold up accepting.
-                    self._loop._spawn(self._serve_connection, conn, addr)
+                    self._host.spawn(self._serve_connection, conn, addr)
                 else:
                     await self._serve_connection(conn, addr)
 
@@ -244,14 +233,15 @@ class Server(asyncio.AbstractServer):
         try:
             # Plain set-up is quick and must not be torn in half; a TLS handshake
             # may take long and stays cancellable.
-            with CancelScope(shield=not self._tls):
+            with CancelScope(shield=self._tls is None):
                 # As asyncio: 'peername' is what accept() returned.
-                await self._loop._connect_socket(
+                await connect_socket(
+                    self._host,
                     self._protocol_factory,
                     conn,
-                    server=self,
                     extra={"peername": addr},
-                    **self._tls,
+                    clients=self._clients,
+                    tls=self._tls,
                 )
         except (SystemExit, KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             conn.close()
@@ -282,7 +272,6 @@ class Server(asyncio.AbstractServer):
             return
         self._sockets = None
         self._serving = False
-        self._loop._servers.discard(self)
         for scope in list(self._accept_scopes):
             scope.cancel()
         for sock in sockets:
@@ -291,8 +280,7 @@ class Server(asyncio.AbstractServer):
         if serving_forever is not None:
             self._serve_forever_scope = None
             serving_forever.cancel()
-        if not self._clients:
-            self._all_gone.set()
+        self._closed.set()
 
     def _close_listening_socket(self, sock: socket.socket) -> None:
         unix_file = self._unix_files.pop(sock, None)
@@ -318,27 +306,11 @@ class Server(asyncio.AbstractServer):
     async def wait_closed(self) -> None:
         """Return once the server is closed and every accepted connection is gone
         (waiting for both, in either order)."""
-        await self._all_gone.wait()
+        await self._closed.wait()
+        await self._clients.wait_empty()
 
 
 # -- TCP -------------------------------------------------------------------------
-
-
-def _tls_options(
-    ssl: _ssl.SSLContext | None,
-    ssl_handshake_timeout: float | None,
-    ssl_shutdown_timeout: float | None,
-) -> dict[str, Any]:
-    """The TLS keyword arguments of ``Loop._connect_socket`` for a server."""
-    if not ssl:
-        return {}
-    _tls.check_timeouts(ssl_handshake_timeout, ssl_shutdown_timeout)
-    return {
-        "ssl": ssl,
-        "server_side": True,
-        "ssl_handshake_timeout": ssl_handshake_timeout,
-        "ssl_shutdown_timeout": ssl_shutdown_timeout,
-    }
 
 
 def _check_ssl_arguments(
@@ -348,20 +320,22 @@ def _check_ssl_arguments(
 ) -> None:
     if isinstance(ssl, bool):
         raise TypeError("ssl argument must be an SSLContext or None")
-    if ssl_handshake_timeout is not None and not ssl:
-        raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-    if ssl_shutdown_timeout is not None and not ssl:
-        raise ValueError("ssl_shutdown_timeout is only meaningful with ssl")
+    check_only_with_ssl(
+        ssl,
+        ssl_handshake_timeout=ssl_handshake_timeout,
+        ssl_shutdown_timeout=ssl_shutdown_timeout,
+    )
 
 
 async def _resolve(
-    host: str | None, port: int | str | None, family: int, flags: int
+    loop: asyncio.AbstractEventLoop,
+    host: str | None,
+    port: int | str | None,
+    family: int,
+    flags: int,
 ) -> list[_AddrInfo]:
-    info = _connect.numeric_addrinfo(host, port, family, socket.SOCK_STREAM, 0)
-    if info is not None:
-        return [info]
-    infos: list[Any] = await _connect.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, flags=flags
+    infos = await resolve_stream(
+        loop, (host, port), family=family, proto=0, flags=flags
     )
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
@@ -433,7 +407,7 @@ def _open_listening_sockets(
 
 
 async def create_server(
-    loop: Loop,
+    loop_host: Host,
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     host: str | Sequence[str] | None,
     port: int | str | None,
@@ -451,8 +425,8 @@ async def create_server(
     start_serving: bool,
 ) -> Server:
     _check_ssl_arguments(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-    if sock is not None and isinstance(sock, _ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
+    if sock is not None:
+        check_not_ssl_socket(sock)
     by_address = host is not None or port is not None
     if by_address:
         if sock is not None:
@@ -462,8 +436,9 @@ async def create_server(
             raise ValueError("Neither host/port nor sock were specified")
         if sock.type != socket.SOCK_STREAM:
             raise ValueError(f"A Stream Socket was expected, got {sock!r}")
-    tls = _tls_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-    loop._check_open()
+    tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if loop_host.loop.is_closed():
+        raise RuntimeError("Event loop is closed")
 
     if by_address:
         if reuse_address is None:
@@ -477,7 +452,7 @@ async def create_server(
             hosts = host
         infos: dict[_AddrInfo, None] = {}  # ordered, without duplicates
         for one_host in hosts:
-            for info in await _resolve(one_host, port, family, flags):
+            for info in await _resolve(loop_host.loop, one_host, port, family, flags):
                 infos.setdefault(info)
         sockets = _open_listening_sockets(
             list(infos),
@@ -491,7 +466,7 @@ async def create_server(
 
     for listening in sockets:
         listening.setblocking(False)
-    server = Server(loop, sockets, protocol_factory, backlog, tls=tls)
+    server = Server(loop_host, sockets, protocol_factory, backlog, tls=tls)
     if start_serving:
         await server.start_serving()
     return server
@@ -512,7 +487,7 @@ def _remove_stale_socket_file(path: _UnixPath) -> None:
 
 
 async def create_unix_server(
-    loop: Loop,
+    loop_host: Host,
     protocol_factory: Callable[[], asyncio.BaseProtocol],
     path: str | bytes | os.PathLike[str] | None,
     *,
@@ -532,8 +507,9 @@ async def create_unix_server(
         raise ValueError("path was not specified, and no sock specified")
     elif sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
         raise ValueError(f"A UNIX Domain Stream Socket was expected, got {sock!r}")
-    tls = _tls_options(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
-    loop._check_open()
+    tls = server_tls(ssl, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if loop_host.loop.is_closed():
+        raise RuntimeError("Event loop is closed")
 
     if path is not None:
         fspath: _UnixPath = os.fspath(path)
@@ -566,7 +542,7 @@ async def create_unix_server(
                 unix_files[sock] = (bound, st.st_ino, st.st_dev)
 
     sock.setblocking(False)
-    server = Server(loop, [sock], protocol_factory, backlog, unix_files, tls=tls)
+    server = Server(loop_host, [sock], protocol_factory, backlog, unix_files, tls=tls)
     if start_serving:
         await server.start_serving()
     return server

@@ -23,7 +23,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._core._errors import logger
-from .._transports._stream import StreamTransport
 from ._reader import StreamReader, create_waiter, resolve_loop
 
 if TYPE_CHECKING:
@@ -274,13 +273,11 @@ class StreamWriter:
         self._plain_drain = self._drains_plainly()
 
     def _drains_plainly(self) -> bool:
-        # Whether drain() may read the state of protoport's own protocol and
-        # transport instead of calling is_closing() and awaiting _drain_helper().
+        # Whether drain() may read the state of protoport's own protocol instead
+        # of awaiting its _drain_helper().
         return (
             getattr(type(self._protocol), "_drain_helper", None)
             is _FlowControl._drain_helper
-            and getattr(type(self._transport), "is_closing", None)
-            is StreamTransport.is_closing
         )
 
     def __repr__(self) -> str:
@@ -335,16 +332,15 @@ class StreamWriter:
         wait at once.
         """
         reader = self._reader
-        if reader is not None and reader._exception is not None:
-            raise reader._exception
+        if reader is not None and (exc := reader.exception()) is not None:
+            raise exc
         protocol = self._protocol
+        closing = self._transport.is_closing()
         if self._plain_drain and not (
-            self._transport._closing  # type: ignore[attr-defined]
-            or protocol._paused
-            or protocol._connection_lost
+            closing or protocol._paused or protocol._connection_lost
         ):
             return
-        if self._transport.is_closing():
+        if closing:
             # Let the loop run the callbacks already queued (connection_lost()
             # among them) once, so that the next check sees the connection gone.
             # A plain checkpoint would not promise that under Trio.

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from anyio import (
@@ -16,14 +17,12 @@ from anyio import (
 from anyio.abc import ByteStream, SocketAttribute
 
 from .._backends import raw_sender
-from .._core._errors import logger
+from .._core._connection_set import ConnectionSet
 from .._core._extra_info import stream_extra_info
+from .._core._host import Host
 from .._core._socket_stream import SocketStream
 from .._core._write_buffer import WriteBuffer, check_bytes_like
-
-if TYPE_CHECKING:
-    from .._loop._loop import Loop
-    from .._loop._servers import Server
+from ._base import Life, TransportBase
 
 #: How much one ``receive()`` asks for, as asyncio's socket transports.
 MAX_READ_SIZE = 256 * 1024
@@ -31,15 +30,24 @@ MAX_READ_SIZE = 256 * 1024
 #: this size before it shrinks to the read, and beyond 128 KiB the allocator
 #: would map fresh memory for it (three system calls per read).
 REACTOR_READ_SIZE = 64 * 1024
-#: From this many writes after the connection was lost on, each one is logged.
-LOG_THRESHOLD_FOR_LOST_WRITES = 5
 #: How long a graceful close may take (e.g. a TLS shutdown) before it is forced.
 CLOSE_TIMEOUT = 30.0
 
 
+@dataclass
+class Handover:
+    """What :meth:`StreamTransport.hand_over` gives up: the stream, the bytes read
+    from it and not delivered, and the connection set the transport was in."""
+
+    stream: ByteStream
+    unread: bytes
+    clients: ConnectionSet | None
+
+
 def _peer_error(exc: BaseException) -> BaseException:
-    """The exception ``connection_lost()`` receives for a broken stream."""
-    if isinstance(exc, BrokenResourceError):
+    """The exception ``connection_lost()`` receives for a broken stream (AnyIO's
+    TLS stream raises ``EndOfStream`` from ``send()`` once the peer has closed)."""
+    if isinstance(exc, (BrokenResourceError, EndOfStream)):
         cause = exc.__cause__
         if isinstance(cause, OSError):
             return cause
@@ -47,7 +55,7 @@ def _peer_error(exc: BaseException) -> BaseException:
     return exc
 
 
-class StreamTransport(asyncio.Transport):
+class StreamTransport(TransportBase, asyncio.Transport):
     """An :class:`asyncio.Transport` that drives a protocol over an AnyIO
     :class:`~anyio.abc.ByteStream`.
 
@@ -58,9 +66,11 @@ class StreamTransport(asyncio.Transport):
     is readable, and one read is delivered at once, as a selector loop does; on any
     other stream a reader task feeds ``data_received()`` (or
     ``get_buffer()``/``buffer_updated()``).
+
+    :meth:`start`, :meth:`finish` and :meth:`hand_over` are for the loop that
+    owns the transport.
     """
 
-    _lost_write_warning = "socket.send() raised exception."
     _write_buffer_type = WriteBuffer
     _close_timeout = CLOSE_TIMEOUT
     #: Whether close() with nothing left to send calls connection_lost() on the
@@ -73,132 +83,109 @@ class StreamTransport(asyncio.Transport):
 
     def __init__(
         self,
-        loop: Loop,
+        host: Host,
         stream: ByteStream,
         protocol: asyncio.BaseProtocol,
         extra: dict[str, Any] | None = None,
         *,
-        server: Server | None = None,
+        clients: ConnectionSet | None = None,
     ) -> None:
         info = stream_extra_info(stream)
         if extra:
             info.update(extra)
-        super().__init__(info)
-        self._loop = loop
+        super().__init__(host, protocol, info, clients)
         self._stream = stream
-        self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._buffer = self._write_buffer_type(
-            protocol, transport=self, exception_handler=loop.call_exception_handler
-        )
-        # Bytes go straight to the kernel where nothing buffers them on the way.
-        self._sync_send = (
-            stream.extra(SocketAttribute.raw_socket).send
-            if isinstance(stream, SocketStream)
-            else raw_sender(stream)
+            protocol,
+            transport=self,
+            exception_handler=self._loop.call_exception_handler,
         )
         # A socket of protoport's own is read by the loop's reactor, with a
-        # synchronous callback per readable socket instead of a reader task.
-        self._readers: Any = None
+        # synchronous callback per readable socket instead of a reader task, and
+        # bytes go straight to the kernel where nothing buffers them on the way.
         self._sock: Any = None
+        self._readers = None
         if isinstance(stream, SocketStream):
-            self._readers = loop._reader_registry()
-            self._sock = stream._raw_socket
-        self._fd = self._sock.fileno() if self._readers is not None else -1
+            self._sock = stream.extra(SocketAttribute.raw_socket)
+            self._readers = host.readers()
+            self._fd = self._sock.fileno()
+            self._sync_send = self._sock.send
+        else:
+            self._sync_send = raw_sender(stream)
         self._registered = False
         self._eof_seen = False
-        self._sending = False
-        self._closing = False
         self._eof_requested = False
-        self._lost_writes = 0
-        self._graceful = True
-        self._exc: BaseException | None = None
         self._reading_paused = False
+        #: Set by resume_reading() for a reader task waiting while paused.
         self._resumed: anyio.Event | None = None
+        #: Whether the writer task is sending (what it took is still counted).
+        self._sending = False
         self._writer_wakeup: anyio.Event | None = None
         self._read_scope: CancelScope | None = None
         self._write_scope: CancelScope | None = None
-        self._reader_running = False
-        self._reader_stopped: anyio.Event | None = None
-        self._finished = False
-        self._lost_called = False
+        #: Set when the reader (writer) task ends; None while none runs.
+        self._reader_done: anyio.Event | None = None
+        self._writer_done: anyio.Event | None = None
+        #: Bytes read while paused, held until reading resumes.
         self._held: bytes | memoryview | None = None
-        self._detaching = False
-        self._writer_stopped: anyio.Event | None = None
-        self._writer_running = False
-        self._server = server
-        if server is not None:
-            server._attach(self)
 
     def __repr__(self) -> str:
-        if self._finished:
-            state = "closed"
-        elif self._closing:
-            state = "closing"
-        else:
-            state = "open"
-        return f"<{type(self).__name__} {state} stream={self._stream!r}>"
+        return f"{super().__repr__()[:-1]} stream={self._stream!r}>"
 
     # -- life cycle ------------------------------------------------------------
 
-    def _start(self, *, call_connection_made: bool = True) -> None:
+    def start(self, *, call_connection_made: bool = True) -> None:
         """Start the reader and writer tasks and call ``connection_made()``; they
         run only once it has returned."""
-        loop = self._loop
+        host = self._host
+        host.adopt(self)
         if self._readers is None:
-            loop._spawn(self._run_reader)
-        loop._spawn(self._run_writer)
+            host.spawn(self._run_reader)
+        host.spawn(self._run_writer)
         if call_connection_made:
             self._run_callback(self._protocol.connection_made, self)
         self._update_registration()
 
-    def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
-        """Run a protocol callback as asyncio's loop runs it: an exception goes to
-        the exception handler as ``Exception in callback ...`` with the handle."""
-        handle = asyncio.Handle(callback, args, self._loop)
-        self._loop._invoke(handle._run)
-
     async def _run_reader(self) -> None:
-        if self._closing:
+        if self._life is not Life.OPEN:
             return
-        self._reader_running = True
+        self._reader_done = done = anyio.Event()
         try:
             with CancelScope() as self._read_scope:
                 await self._read_loop()
         finally:
-            self._reader_running = False
-            if self._reader_stopped is not None:
-                self._reader_stopped.set()
+            self._reader_done = None
+            done.set()
 
     async def _run_writer(self) -> None:
-        self._writer_running = True
+        self._writer_done = done = anyio.Event()
         try:
             with CancelScope() as self._write_scope:
                 await self._write_loop()
         finally:
-            self._writer_running = False
-            if self._writer_stopped is not None:
-                self._writer_stopped.set()
-            if not self._detaching:
+            self._writer_done = None
+            done.set()
+            if not self._handing_over:
                 with CancelScope(shield=True):
-                    await self._finish()
+                    await self.finish()
 
-    async def _finish(self) -> None:
-        """Close the stream and call ``connection_lost()`` exactly once."""
+    async def finish(self) -> None:
+        """Close the stream and call ``connection_lost()`` exactly once: what the
+        writer task does when it ends, and what the loop does for a transport whose
+        writer never ran."""
         if self._finished:
             return
         self._finished = True
-        self._closing = True
+        graceful = self._life is not Life.ABORTED
+        if self._life is Life.OPEN:
+            self._life = Life.CLOSING
         self._update_registration()
-        if self._read_scope is not None:
-            self._read_scope.cancel()
-        if self._reader_running:
-            self._reader_stopped = anyio.Event()
-            await self._reader_stopped.wait()
+        await self._stop_reader()
         if not isinstance(self._stream, SocketStream):
             # A socket of protoport's own is closed after connection_lost(), as
             # asyncio closes its sockets; other streams may need to say goodbye.
-            if self._graceful:
+            if graceful:
                 with anyio.move_on_after(self._close_timeout):
                     await self._close_stream()
             await anyio.aclose_forcefully(self._stream)
@@ -207,29 +194,53 @@ class StreamTransport(asyncio.Transport):
         try:
             self._call_connection_lost()
         finally:
-            self._loop._forget(self)
+            self._host.forget(self)
 
-    def _call_connection_lost(self) -> None:
-        """Call ``connection_lost()``, once, then close a socket of protoport's own
-        at once, as asyncio's socket transports do; another stream may still be
-        closing."""
-        if self._lost_called:
-            return
-        self._lost_called = True
-        try:
-            self._run_callback(self._protocol.connection_lost, self._exc)
-        finally:
-            if isinstance(self._stream, SocketStream) and not self._detaching:
-                self._stream.close_now()
-            if self._server is not None:
-                self._server._detach(self)
-                self._server = None
+    async def _stop_reader(self) -> None:
+        if self._read_scope is not None:
+            self._read_scope.cancel()
+        if self._reader_done is not None:
+            await self._reader_done.wait()
+
+    def _release(self) -> None:
+        if isinstance(self._stream, SocketStream) and not self._handing_over:
+            self._stream.close_now()
 
     async def _close_stream(self) -> None:
         try:
             await self._stream.aclose()
         except (OSError, BrokenResourceError, ClosedResourceError):
             pass
+
+    async def hand_over(self) -> Handover:
+        """Give the stream up (for ``start_tls()``): stop reading, let the writer
+        send what is buffered, stop both tasks without closing the stream, and
+        return it with the bytes read from it and not yet delivered.
+
+        The transport is closed from then on, without ``connection_lost()``; it
+        stays in its connection set, which the caller takes over. If the
+        connection failed meanwhile, it ends as any other would and its error is
+        raised.
+        """
+        self._handing_over = True
+        self._reading_paused = True
+        self._update_registration()
+        await self._stop_reader()
+        self._wake_writer()
+        if self._writer_done is not None:
+            await self._writer_done.wait()
+        if self._life is Life.ABORTED or self._finished:
+            self._handing_over = False
+            await self.finish()
+            raise self._exc or ConnectionResetError("Connection lost")
+        self._life = Life.HANDED_OVER
+        self._finished = True
+        self._buffer.close()
+        self._host.forget(self)
+        held = bytes(self._held) if self._held is not None else b""
+        self._held = None
+        clients, self._clients = self._clients, None
+        return Handover(self._stream, held, clients)
 
     # -- reading ---------------------------------------------------------------
 
@@ -238,7 +249,7 @@ class StreamTransport(asyncio.Transport):
         while True:
             if self._reading_paused:
                 await self._wait_while_paused()
-            if self._closing:
+            if self._life is not Life.OPEN:
                 return
             try:
                 data = await receive(MAX_READ_SIZE)
@@ -295,7 +306,7 @@ class StreamTransport(asyncio.Transport):
         """Call ``protocol.<name>(arg)``; a failure is fatal to the transport, as
         in asyncio. Return whether it succeeded."""
         try:
-            self._loop._invoke(getattr(self._protocol, name), arg)
+            self._host.invoke(getattr(self._protocol, name), arg)
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -315,7 +326,7 @@ class StreamTransport(asyncio.Transport):
         failed) if it raised or returned an empty buffer."""
         try:
             buf = memoryview(
-                self._loop._invoke(self._protocol.get_buffer, -1)  # type: ignore[attr-defined]
+                self._host.invoke(self._protocol.get_buffer, -1)  # type: ignore[attr-defined]
             ).cast("B")
             if not len(buf):
                 raise RuntimeError("get_buffer() returned an empty buffer")
@@ -332,7 +343,7 @@ class StreamTransport(asyncio.Transport):
 
     def _eof_received(self) -> None:
         try:
-            keep_open = self._loop._invoke(self._protocol.eof_received)  # type: ignore[attr-defined]
+            keep_open = self._host.invoke(self._protocol.eof_received)  # type: ignore[attr-defined]
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:
@@ -346,22 +357,22 @@ class StreamTransport(asyncio.Transport):
         return bool(keep_open)
 
     async def _wait_while_paused(self) -> None:
-        while self._reading_paused and not self._closing:
+        while self._reading_paused and self._life is _OPEN:
             if self._resumed is None:
                 self._resumed = anyio.Event()
             await self._resumed.wait()
 
     def is_reading(self) -> bool:
-        return not self._reading_paused and not self._closing
+        return not self._reading_paused and self._life is _OPEN
 
     def pause_reading(self) -> None:
-        if self._closing or self._reading_paused:
+        if self._life is not _OPEN or self._reading_paused:
             return
         self._reading_paused = True
         self._update_registration()
 
     def resume_reading(self) -> None:
-        if self._closing or not self._reading_paused:
+        if self._life is not _OPEN or not self._reading_paused:
             return
         self._reading_paused = False
         if self._resumed is not None:
@@ -376,8 +387,8 @@ class StreamTransport(asyncio.Transport):
         readers = self._readers
         if readers is None:
             return
-        wanted = not (
-            self._closing or self._reading_paused or self._eof_seen or self._detaching
+        wanted = self._life is _OPEN and not (
+            self._reading_paused or self._eof_seen or self._handing_over
         )
         if wanted and not self._registered:
             readers.add_reader(self._fd, self._on_readable)
@@ -388,7 +399,7 @@ class StreamTransport(asyncio.Transport):
 
     def _on_readable(self) -> None:
         """One read, delivered at once, as a selector loop's transport does."""
-        if self._closing or self._reading_paused:
+        if self._life is not _OPEN or self._reading_paused:
             self._update_registration()
             return
         sock = self._sock
@@ -444,7 +455,8 @@ class StreamTransport(asyncio.Transport):
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
             return
-        if self._closing and not (self._graceful and self._buffer):
+        life = self._life
+        if life is not _OPEN and not (life is Life.CLOSING and self._buffer):
             # As CPython: bytes written while close() still flushes are sent too.
             self._count_lost_write()
             return
@@ -461,7 +473,7 @@ class StreamTransport(asyncio.Transport):
                 return
             data = memoryview(data)[sent:]
         # Under Trio, pause_writing() must see this loop as the running one.
-        self._loop._invoke(self._buffer.append, data)
+        self._host.invoke(self._buffer.append, data)
         self._wake_writer()
 
     def _writable_bytes(
@@ -489,11 +501,6 @@ class StreamTransport(asyncio.Transport):
         if items:
             self.write(b"".join(items))
 
-    def _count_lost_write(self) -> None:
-        if self._lost_writes >= LOG_THRESHOLD_FOR_LOST_WRITES:
-            logger.warning(self._lost_write_warning)
-        self._lost_writes += 1
-
     def _wake_writer(self) -> None:
         if self._writer_wakeup is not None:
             self._writer_wakeup.set()
@@ -514,7 +521,7 @@ class StreamTransport(asyncio.Transport):
                     else:
                         await stream.send(chunk)  # type: ignore[arg-type]
                         sent = len(chunk)
-                except (BrokenResourceError, OSError) as exc:
+                except (BrokenResourceError, EndOfStream, OSError) as exc:
                     self._fatal_error(
                         _peer_error(exc), "Fatal write error on socket transport"
                     )
@@ -523,15 +530,15 @@ class StreamTransport(asyncio.Transport):
                     return
                 finally:
                     self._sending = False
-                self._loop._invoke(buffer.consume, sent)
+                self._host.invoke(buffer.consume, sent)
                 continue
-            if self._closing or self._detaching:
+            if self._life is not _OPEN or self._handing_over:
                 return
             if self._eof_requested and not eof_sent:
                 eof_sent = True
                 try:
                     await self._stream.send_eof()
-                except (BrokenResourceError, OSError) as exc:
+                except (BrokenResourceError, EndOfStream, OSError) as exc:
                     self._fatal_error(
                         _peer_error(exc), "Fatal write error on socket transport"
                     )
@@ -544,7 +551,7 @@ class StreamTransport(asyncio.Transport):
         return True
 
     def write_eof(self) -> None:
-        if self._closing or self._eof_requested:
+        if self._life is not _OPEN or self._eof_requested:
             return
         self._eof_requested = True
         self._wake_writer()
@@ -558,25 +565,22 @@ class StreamTransport(asyncio.Transport):
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
-        self._loop._invoke(self._buffer.set_write_buffer_limits, high, low)
+        self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- closing ---------------------------------------------------------------
 
-    def is_closing(self) -> bool:
-        return self._closing
-
-    def close(self) -> None:
-        if self._closing:
-            return
-        self._closing = True
-        self._lost_writes = 1
+    def _close_io(self) -> None:
         self._stop_reading()
         self._wake_writer()
         if self._lost_at_close and not self._buffer and not self._sending:
             self._loop.call_soon(self._call_connection_lost)
 
-    def abort(self) -> None:
-        self._force_close(None)
+    def _abort_io(self) -> None:
+        self._buffer.clear()
+        self._stop_reading()
+        if self._write_scope is not None:
+            self._write_scope.cancel()
+        self._wake_writer()
 
     def _stop_reading(self) -> None:
         self._update_registration()
@@ -585,70 +589,12 @@ class StreamTransport(asyncio.Transport):
         if self._resumed is not None:
             self._resumed.set()
 
-    def _force_close(self, exc: BaseException | None) -> None:
-        if self._finished or not self._graceful:
-            return
-        self._graceful = False
-        self._exc = exc
-        self._closing = True
-        self._lost_writes = 1
-        self._buffer.clear()
-        self._stop_reading()
-        if self._write_scope is not None:
-            self._write_scope.cancel()
-        self._wake_writer()
-        if not self._detaching:
-            self._loop.call_soon(self._call_connection_lost)
-
-    def _fatal_error(self, exc: BaseException, message: str) -> None:
-        if not isinstance(exc, OSError):
-            self._loop.call_exception_handler(
-                {
-                    "message": message,
-                    "exception": exc,
-                    "transport": self,
-                    "protocol": self._protocol,
-                }
-            )
-        self._force_close(exc)
-
-    async def _detach(self) -> tuple[ByteStream, bytes]:
-        """Hand the stream over (for ``start_tls()``): stop reading, let the
-        writer send what is buffered, stop both tasks without closing the stream,
-        and return it with the bytes read from it and not yet delivered.
-
-        The transport is closed from then on, without ``connection_lost()``.
-        """
-        self._detaching = True
-        self._reading_paused = True
-        self._update_registration()
-        if self._read_scope is not None:
-            self._read_scope.cancel()
-        if self._reader_running:
-            self._reader_stopped = anyio.Event()
-            await self._reader_stopped.wait()
-        self._wake_writer()
-        if self._writer_running:
-            self._writer_stopped = anyio.Event()
-            await self._writer_stopped.wait()
-        if not self._graceful or self._finished:
-            # The connection failed meanwhile: it ends as any other would.
-            self._detaching = False
-            await self._finish()
-            raise self._exc or ConnectionResetError("Connection lost")
-        self._finished = self._closing = True
-        self._buffer.close()
-        self._loop._forget(self)
-        held = bytes(self._held) if self._held is not None else b""
-        self._held = None
-        return self._stream, held
-
-    # -- protocol and extra info ----------------------------------------------
-
-    def get_protocol(self) -> asyncio.BaseProtocol:
-        return self._protocol
+    # -- protocol ----------------------------------------------------------------
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
-        self._protocol = protocol
+        super().set_protocol(protocol)
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._buffer.protocol = protocol
+
+
+_OPEN = Life.OPEN

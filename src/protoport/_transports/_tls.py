@@ -6,6 +6,7 @@ import math
 import ssl as _ssl
 import weakref
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -22,6 +23,19 @@ SSL_HANDSHAKE_TIMEOUT = 60.0
 SSL_SHUTDOWN_TIMEOUT = 30.0
 #: High watermark of a TLS transport's write buffer, as asyncio's.
 TLS_HIGH_WATER = 512 * 1024
+
+
+@dataclass(frozen=True)
+class TLSOptions:
+    """How a connection is to be wrapped in TLS."""
+
+    context: _ssl.SSLContext
+    server_side: bool = False
+    #: The name sent and checked on the client side (None or empty: none).
+    server_hostname: str | None = None
+    #: Seconds; None for asyncio's defaults (60 s and 30 s).
+    handshake_timeout: float | None = None
+    shutdown_timeout: float | None = None
 
 
 def check_timeouts(
@@ -180,7 +194,7 @@ class TLSTransport(StreamTransport):
         closed with that exception)."""
         self._eof_delivered = True
         try:
-            keep_open = self._loop._invoke(self._protocol.eof_received)  # type: ignore[attr-defined]
+            keep_open = self._host.invoke(self._protocol.eof_received)  # type: ignore[attr-defined]
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as exc:

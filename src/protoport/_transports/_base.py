@@ -1,0 +1,158 @@
+"""The life cycle every protoport transport shares."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from collections.abc import Callable
+from typing import Any
+
+from .._core._connection_set import ConnectionSet
+from .._core._errors import logger
+from .._core._host import Host
+
+#: From this many writes after the connection was lost on, each one is logged.
+LOG_THRESHOLD_FOR_LOST_WRITES = 5
+
+
+class Life(enum.Enum):
+    """Where a transport is in its life; ``is_closing()`` is true past OPEN."""
+
+    OPEN = "open"
+    #: ``close()`` was called: what is buffered is sent, then the connection ends.
+    CLOSING = "closing"
+    #: ``abort()`` or a fatal error: nothing more is sent.
+    ABORTED = "aborted"
+    #: ``start_tls()`` took the stream over: this transport is done, without
+    #: ``connection_lost()``.
+    HANDED_OVER = "handed over"
+
+
+class TransportBase(asyncio.BaseTransport):
+    """Closing, aborting and failing, as asyncio's transports do them.
+
+    ``connection_lost()`` is called exactly once, as a callback of the loop; a
+    fatal error that is not an :class:`OSError` is reported to the exception
+    handler first. Subclasses say how their I/O stops (:meth:`_close_io`,
+    :meth:`_abort_io`) and what they release once the protocol has been told
+    (:meth:`_release`).
+    """
+
+    #: What is logged for writes after the connection was lost.
+    _lost_write_warning = "socket.send() raised exception."
+    #: Whether ``start_tls()`` is taking the transport over: an abort meanwhile
+    #: ends the hand-over, which then ends the connection.
+    _handing_over = False
+
+    def __init__(
+        self,
+        host: Host,
+        protocol: asyncio.BaseProtocol,
+        extra: dict[str, Any] | None,
+        clients: ConnectionSet | None,
+    ) -> None:
+        super().__init__(extra)
+        self._host = host
+        self._loop = host.loop
+        self._protocol = protocol
+        self._life = Life.OPEN
+        #: What ``connection_lost()`` receives.
+        self._exc: BaseException | None = None
+        #: Whether the end has begun: the stream is being closed.
+        self._finished = False
+        self._lost_called = False
+        self._lost_writes = 0
+        self._clients = clients
+        if clients is not None:
+            clients.add(self)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._finished else self._life.value
+        return f"<{type(self).__name__} {state}>"
+
+    def belongs_to(self, host: Host) -> bool:
+        """Whether this transport is one of *host*'s."""
+        return self._host is host
+
+    # -- protocol --------------------------------------------------------------
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+
+    def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
+        """Run a protocol callback as asyncio's loop runs it: an exception goes to
+        the exception handler as ``Exception in callback ...`` with the handle."""
+        handle = asyncio.Handle(callback, args, self._loop)
+        self._host.invoke(handle._run)
+
+    # -- closing ---------------------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._life is not Life.OPEN
+
+    def close(self) -> None:
+        if self._life is not Life.OPEN:
+            return
+        self._life = Life.CLOSING
+        self._lost_writes = 1
+        self._close_io()
+
+    def abort(self) -> None:
+        self._force_close(None)
+
+    def _force_close(self, exc: BaseException | None) -> None:
+        if self._finished or self._life in (Life.ABORTED, Life.HANDED_OVER):
+            return
+        self._life = Life.ABORTED
+        self._exc = exc
+        self._lost_writes = 1
+        self._abort_io()
+        if not self._handing_over:
+            self._loop.call_soon(self._call_connection_lost)
+
+    def _fatal_error(self, exc: BaseException, message: str) -> None:
+        if not isinstance(exc, OSError):
+            self._loop.call_exception_handler(
+                {
+                    "message": message,
+                    "exception": exc,
+                    "transport": self,
+                    "protocol": self._protocol,
+                }
+            )
+        self._force_close(exc)
+
+    def _call_connection_lost(self) -> None:
+        """Call ``connection_lost()``, once, then release what the transport
+        holds."""
+        if self._lost_called:
+            return
+        self._lost_called = True
+        try:
+            self._run_callback(self._protocol.connection_lost, self._exc)
+        finally:
+            self._release()
+            if self._clients is not None:
+                self._clients.discard(self)
+                self._clients = None
+
+    def _count_lost_write(self) -> None:
+        if self._lost_writes >= LOG_THRESHOLD_FOR_LOST_WRITES:
+            logger.warning(self._lost_write_warning)
+        self._lost_writes += 1
+
+    # -- what subclasses do ----------------------------------------------------
+
+    def _close_io(self) -> None:
+        """``close()`` was called: stop reading, send what is buffered, then end."""
+        raise NotImplementedError
+
+    def _abort_io(self) -> None:
+        """The transport is aborted: stop reading and writing at once."""
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        """``connection_lost()`` has run: release what is left."""

@@ -1,0 +1,165 @@
+"""The connection pipeline: make the protocol and its transport, start it, call
+``connection_made()``, and undo it all on failure.
+
+Every way a connection comes about ends here: ``connect_stream()``,
+``create_connection()`` and its kin, accepted connections, and ``start_tls()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+import anyio.lowlevel
+from anyio.abc import ByteStream
+from anyio.streams.buffered import BufferedByteStream
+
+from .._core._connection_set import ConnectionSet
+from .._core._host import Host
+from .._core._socket_stream import SocketStream
+from ._stream import StreamTransport
+from ._tls import TLSOptions, TLSTransport, handshake, is_tls
+
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+
+def _make_transport(
+    host: Host,
+    stream: ByteStream,
+    protocol: asyncio.BaseProtocol,
+    extra: dict[str, Any] | None,
+    clients: ConnectionSet | None,
+    ssl_shutdown_timeout: float | None,
+) -> StreamTransport:
+    if is_tls(stream):
+        return TLSTransport(
+            host,
+            stream,
+            protocol,
+            extra,
+            clients=clients,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+    return StreamTransport(host, stream, protocol, extra, clients=clients)
+
+
+async def connect(
+    host: Host,
+    protocol_factory: Callable[[], _P],
+    stream: ByteStream,
+    *,
+    extra: dict[str, Any] | None = None,
+    clients: ConnectionSet | None = None,
+    ssl_shutdown_timeout: float | None = None,
+) -> tuple[StreamTransport, _P]:
+    """Run a new protocol over *stream*; return once ``connection_made()`` ran.
+
+    The transport owns the stream from then on. If the loop is closed or the
+    factory raises, the stream is closed and the exception propagates; a caller
+    cancelled meanwhile does not leave an orphaned transport behind (as in
+    asyncio).
+    """
+    if host.loop.is_closed():
+        await anyio.aclose_forcefully(stream)
+        raise RuntimeError("Event loop is closed")
+    try:
+        protocol = host.invoke(protocol_factory)
+    except BaseException:
+        await anyio.aclose_forcefully(stream)
+        raise
+    transport = _make_transport(
+        host, stream, protocol, extra, clients, ssl_shutdown_timeout
+    )
+    transport.start()
+    try:
+        await anyio.lowlevel.checkpoint()
+    except BaseException:
+        transport.close()
+        raise
+    return transport, protocol
+
+
+async def connect_socket(
+    host: Host,
+    protocol_factory: Callable[[], _P],
+    sock: socket.socket,
+    *,
+    extra: dict[str, Any] | None = None,
+    clients: ConnectionSet | None = None,
+    tls: TLSOptions | None = None,
+) -> tuple[StreamTransport, _P]:
+    """Run a new protocol over a connected stream socket (TCP gets TCP_NODELAY,
+    as asyncio gives it), after a TLS handshake when *tls* is given; the socket
+    is closed if that fails."""
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+    stream: ByteStream = SocketStream(sock)
+    if tls is None:
+        return await connect(
+            host, protocol_factory, stream, extra=extra, clients=clients
+        )
+    tls_stream = await handshake(
+        stream,
+        tls.context,
+        server_side=tls.server_side,
+        server_hostname=tls.server_hostname,
+        timeout=tls.handshake_timeout,
+    )
+    return await connect(
+        host,
+        protocol_factory,
+        tls_stream,
+        extra=extra,
+        clients=clients,
+        ssl_shutdown_timeout=tls.shutdown_timeout,
+    )
+
+
+async def upgrade(
+    host: Host,
+    transport: StreamTransport,
+    protocol: asyncio.BaseProtocol,
+    tls: TLSOptions,
+) -> StreamTransport:
+    """Move *transport*'s connection under TLS, as ``start_tls()`` does.
+
+    Bytes written before are sent first, in clear; bytes received and not yet
+    delivered are handed to the TLS layer. *protocol* is not told
+    ``connection_made()`` again. If the handshake fails, *protocol* gets
+    ``connection_lost()`` with its error, which propagates.
+    """
+    handover = await transport.hand_over()
+    stream = handover.stream
+    if handover.unread:
+        buffered = BufferedByteStream(stream)
+        buffered.feed_data(handover.unread)
+        stream = buffered
+    try:
+        tls_stream = await handshake(
+            stream,
+            tls.context,
+            server_side=tls.server_side,
+            server_hostname=tls.server_hostname,
+            timeout=tls.handshake_timeout,
+        )
+    except BaseException as exc:
+        # The handshake closed the stream; the connection ends here.
+        lost = exc if isinstance(exc, Exception) else None
+        handle = asyncio.Handle(protocol.connection_lost, (lost,), host.loop)
+        host.invoke(handle._run)
+        if handover.clients is not None:
+            handover.clients.discard(transport)
+        raise
+    new = _make_transport(
+        host, tls_stream, protocol, None, handover.clients, tls.shutdown_timeout
+    )
+    if handover.clients is not None:
+        handover.clients.discard(transport)
+    new.start(call_connection_made=False)
+    return new
