@@ -19,10 +19,11 @@ from .._backends import fd_waits
 class SocketStream(AnyIOSocketStream):
     """An AnyIO socket stream that owns a connected stream socket.
 
-    It keeps no buffer of its own, so besides the AnyIO interface it offers
-    :meth:`try_send`, which hands bytes to the kernel without waiting. protoport's
-    transports use it for every socket they make; AnyIO's typed attributes
-    (:class:`anyio.abc.SocketAttribute`) work as on AnyIO's own socket streams.
+    It keeps no buffer of its own, so while no :meth:`send_some` is in progress
+    the socket (``extra(SocketAttribute.raw_socket)``) may be written to
+    directly, without waiting. protoport's transports use it for every socket
+    they make; AnyIO's typed attributes (:class:`anyio.abc.SocketAttribute`) work
+    as on AnyIO's own socket streams.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -36,13 +37,6 @@ class SocketStream(AnyIOSocketStream):
     @property
     def _raw_socket(self) -> socket.socket:
         return self._sock
-
-    def try_send(self, data: bytes | bytearray | memoryview) -> int:
-        """Send what the kernel takes now; return how many bytes that was."""
-        try:
-            return self._sock.send(data)
-        except (BlockingIOError, InterruptedError):
-            return 0
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         if max_bytes < 1:

@@ -13,14 +13,14 @@ from anyio import (
     BusyResourceError,
     ClosedResourceError,
     EndOfStream,
-    TypedAttributeProvider,
 )
 from anyio.abc import ByteStream, SocketAttribute
 
 from .._backends import wait_done
 from .._loop._loop import get_running_loop
-from ._reader import DEFAULT_LIMIT, StreamReader
-from ._writer import StreamReaderProtocol, StreamWriter
+from .._transports._stream import StreamTransport
+from ._reader import DEFAULT_LIMIT, StreamReader, is_waiting
+from ._writer import StreamReaderProtocol, StreamWriter, close_waiter
 
 
 async def open_stream_pair(
@@ -62,10 +62,9 @@ def as_anyio_stream(reader: StreamReader, writer: StreamWriter) -> ByteStream:
 def _transport_attributes(
     transport: asyncio.BaseTransport,
 ) -> Mapping[Any, Callable[[], Any]]:
-    stream = getattr(transport, "_stream", None)
-    if isinstance(stream, TypedAttributeProvider):
+    if isinstance(transport, StreamTransport):
         # A protoport transport: its AnyIO stream knows best.
-        return stream.extra_attributes
+        return transport.extra_attributes
     attributes: dict[Any, Callable[[], Any]] = {}
     sock = transport.get_extra_info("socket")
     if sock is not None:
@@ -101,7 +100,7 @@ class _ReaderWriterStream(ByteStream):
             raise ValueError("max_bytes must be a positive integer")
         if self._closed:
             raise ClosedResourceError
-        if self._reader._waiter is not None:
+        if is_waiting(self._reader):
             raise BusyResourceError("reading from")
         try:
             data = await self._reader.read(max_bytes)
@@ -142,7 +141,7 @@ class _ReaderWriterStream(ByteStream):
         self._closed = True
         writer.close()
         try:
-            await wait_done(writer._protocol._get_close_waiter(writer), cancel=False)
+            await wait_done(close_waiter(writer), cancel=False)
         except BaseException:
             # Cancelled while the buffered bytes were being sent: drop them.
             writer.transport.abort()

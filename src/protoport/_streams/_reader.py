@@ -424,3 +424,21 @@ class StreamReader:
         if line == b"":
             raise StopAsyncIteration
         return line
+
+
+# What the other stream classes ask of a reader beyond its asyncio API.
+
+
+def source_traceback(reader: StreamReader) -> traceback.StackSummary | None:
+    """Where *reader* was made, recorded in debug mode."""
+    return reader._source_traceback
+
+
+def replace_transport(reader: StreamReader, transport: asyncio.BaseTransport) -> None:
+    """Have *reader* act on *transport* from now on (after ``start_tls()``)."""
+    reader._replace_transport(transport)
+
+
+def is_waiting(reader: StreamReader) -> bool:
+    """Whether a coroutine is waiting for data from *reader*."""
+    return reader._waiter is not None

@@ -23,7 +23,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._core._errors import logger
-from ._reader import StreamReader, create_waiter, resolve_loop
+from ._reader import (
+    StreamReader,
+    create_waiter,
+    replace_transport,
+    resolve_loop,
+    source_traceback,
+)
 
 if TYPE_CHECKING:
     import ssl as _ssl
@@ -124,7 +130,7 @@ class StreamReaderProtocol(_FlowControl):
         self._stream_reader_wr: weakref.ref[StreamReader] | None
         if stream_reader is not None:
             self._stream_reader_wr = weakref.ref(stream_reader)
-            self._source_traceback = stream_reader._source_traceback
+            self._source_traceback = source_traceback(stream_reader)
         else:
             self._stream_reader_wr = None
         self._strong_reader: StreamReader | None = None
@@ -153,7 +159,7 @@ class StreamReaderProtocol(_FlowControl):
             # asyncio's TLS layer sits on the old transport, whose pausing still
             # works; protoport's old transport is gone, so the reader's buffer
             # limit must act on the new one.
-            reader._replace_transport(transport)
+            replace_transport(reader, transport)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._reject_connection:
@@ -402,3 +408,8 @@ class StreamWriter:
 def _set_done(future: asyncio.Future[None]) -> None:
     if not future.done():
         future.set_result(None)
+
+
+def close_waiter(writer: StreamWriter) -> asyncio.Future[None]:
+    """The future that *writer*'s connection completes when it is lost."""
+    return writer._protocol._get_close_waiter(writer)

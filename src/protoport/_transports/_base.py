@@ -114,6 +114,12 @@ class TransportBase(asyncio.BaseTransport):
             self._loop.call_soon(self._call_connection_lost)
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
+        self._report_error(exc, message)
+        self._force_close(exc)
+
+    def _report_error(self, exc: BaseException, message: str) -> None:
+        """Tell the exception handler of *exc*, unless it is the peer's or the
+        OS's (an :class:`OSError`), which only ``connection_lost()`` receives."""
         if not isinstance(exc, OSError):
             self._loop.call_exception_handler(
                 {
@@ -123,7 +129,6 @@ class TransportBase(asyncio.BaseTransport):
                     "protocol": self._protocol,
                 }
             )
-        self._force_close(exc)
 
     def _call_connection_lost(self) -> None:
         """Call ``connection_lost()``, once, then release what the transport

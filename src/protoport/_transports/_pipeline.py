@@ -46,6 +46,16 @@ def _make_transport(
     return StreamTransport(host, stream, protocol, extra, clients=clients)
 
 
+async def _handshake(stream: ByteStream, tls: TLSOptions) -> ByteStream:
+    return await handshake(
+        stream,
+        tls.context,
+        server_side=tls.server_side,
+        server_hostname=tls.server_hostname,
+        timeout=tls.handshake_timeout,
+    )
+
+
 async def connect(
     host: Host,
     protocol_factory: Callable[[], _P],
@@ -104,13 +114,7 @@ async def connect_socket(
         return await connect(
             host, protocol_factory, stream, extra=extra, clients=clients
         )
-    tls_stream = await handshake(
-        stream,
-        tls.context,
-        server_side=tls.server_side,
-        server_hostname=tls.server_hostname,
-        timeout=tls.handshake_timeout,
-    )
+    tls_stream = await _handshake(stream, tls)
     return await connect(
         host,
         protocol_factory,
@@ -141,13 +145,7 @@ async def upgrade(
         buffered.feed_data(handover.unread)
         stream = buffered
     try:
-        tls_stream = await handshake(
-            stream,
-            tls.context,
-            server_side=tls.server_side,
-            server_hostname=tls.server_hostname,
-            timeout=tls.handshake_timeout,
-        )
+        tls_stream = await _handshake(stream, tls)
     except BaseException as exc:
         # The handshake closed the stream; the connection ends here.
         lost = exc if isinstance(exc, Exception) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,6 +132,11 @@ class StreamTransport(TransportBase, asyncio.Transport):
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]} stream={self._stream!r}>"
+
+    @property
+    def extra_attributes(self) -> Mapping[Any, Callable[[], Any]]:
+        """AnyIO's typed attributes of the stream underneath."""
+        return self._stream.extra_attributes
 
     # -- life cycle ------------------------------------------------------------
 
@@ -461,7 +466,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
             self._count_lost_write()
             return
         # The buffer's size read without a call: this is the path of every write.
-        if self._sync_send is not None and not self._sending and not self._buffer._size:
+        if self._sync_send is not None and not self._sending and not self._buffer.size:
             try:
                 sent = self._sync_send(data)
             except (BlockingIOError, InterruptedError):

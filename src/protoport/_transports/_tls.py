@@ -210,15 +210,7 @@ class TLSTransport(StreamTransport):
         message = "Error calling eof_received()"
         if self._finished:
             # Called while closing: connection_lost() gets the exception.
-            if not isinstance(exc, OSError):
-                self._loop.call_exception_handler(
-                    {
-                        "message": message,
-                        "exception": exc,
-                        "transport": self,
-                        "protocol": self._protocol,
-                    }
-                )
+            self._report_error(exc, message)
             self._exc = exc
         else:
             self._fatal_error(exc, message)
