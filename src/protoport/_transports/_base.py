@@ -38,11 +38,26 @@ class TransportBase(asyncio.BaseTransport):
     (:meth:`_release`).
     """
 
+    # Slots: attributes read on every read and write are found at a fixed
+    # place (asyncio's slotted base rules out CPython's faster instance dicts).
+    # A __dict__ is kept for what users or libraries attach to a transport.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_clients",
+        "_exc",
+        "_finished",
+        "_handing_over",
+        "_host",
+        "_life",
+        "_loop",
+        "_lost_called",
+        "_lost_writes",
+        "_protocol",
+    )
+
     #: What is logged for writes after the connection was lost.
     _lost_write_warning = "socket.send() raised exception."
-    #: Whether ``start_tls()`` is taking the transport over: an abort meanwhile
-    #: ends the hand-over, which then ends the connection.
-    _handing_over = False
 
     def __init__(
         self,
@@ -62,6 +77,9 @@ class TransportBase(asyncio.BaseTransport):
         self._finished = False
         self._lost_called = False
         self._lost_writes = 0
+        #: Whether ``start_tls()`` is taking the transport over: an abort
+        #: meanwhile ends the hand-over, which then ends the connection.
+        self._handing_over = False
         self._clients = clients
         if clients is not None:
             clients.add(self)
@@ -91,7 +109,7 @@ class TransportBase(asyncio.BaseTransport):
     # -- closing ---------------------------------------------------------------
 
     def is_closing(self) -> bool:
-        return self._life is not Life.OPEN
+        return self._life is not _OPEN
 
     def close(self) -> None:
         if self._life is not Life.OPEN:
@@ -161,3 +179,6 @@ class TransportBase(asyncio.BaseTransport):
 
     def _release(self) -> None:
         """``connection_lost()`` has run: release what is left."""
+
+
+_OPEN = Life.OPEN

@@ -71,6 +71,28 @@ class StreamTransport(TransportBase, asyncio.Transport):
     owns the transport.
     """
 
+    __slots__ = (
+        "_buffer",
+        "_buffered",
+        "_eof_requested",
+        "_eof_seen",
+        "_fd",
+        "_held",
+        "_read_scope",
+        "_reader_done",
+        "_readers",
+        "_reading_paused",
+        "_registered",
+        "_resumed",
+        "_sending",
+        "_sock",
+        "_stream",
+        "_sync_send",
+        "_write_scope",
+        "_writer_done",
+        "_writer_wakeup",
+    )
+
     _write_buffer_type = WriteBuffer
     _close_timeout = CLOSE_TIMEOUT
     #: Whether close() with nothing left to send calls connection_lost() on the
@@ -106,6 +128,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
         # bytes go straight to the kernel where nothing buffers them on the way.
         self._sock: Any = None
         self._readers = None
+        self._fd = -1
         if isinstance(stream, SocketStream):
             self._sock = stream.extra(SocketAttribute.raw_socket)
             self._readers = host.readers()
@@ -153,7 +176,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
         self._update_registration()
 
     async def _run_reader(self) -> None:
-        if self._life is not Life.OPEN:
+        if self._life is not _OPEN:
             return
         self._reader_done = done = anyio.Event()
         try:
@@ -254,7 +277,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
         while True:
             if self._reading_paused:
                 await self._wait_while_paused()
-            if self._life is not Life.OPEN:
+            if self._life is not _OPEN:
                 return
             try:
                 data = await receive(MAX_READ_SIZE)

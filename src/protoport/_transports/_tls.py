@@ -138,6 +138,8 @@ class TLSTransport(StreamTransport):
     of the peer's stream always closes the transport, as in asyncio.
     """
 
+    __slots__ = ("_eof_delivered", "_shutdown_timeout")
+
     _write_buffer_type = TLSWriteBuffer
     _lost_at_close = False
     _callback_error_message = "Fatal error on SSL protocol"
