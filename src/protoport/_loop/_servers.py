@@ -204,24 +204,14 @@ class Server(asyncio.AbstractServer):
                     break
                 except OSError as exc:
                     if exc.errno in _OUT_OF_RESOURCES:
-                        self._loop.call_exception_handler(
-                            {
-                                "message": "socket.accept() out of system resource",
-                                "exception": exc,
-                                "socket": TransportSocket(sock),
-                            }
+                        self._report(
+                            "socket.accept() out of system resource", exc, sock
                         )
                         await anyio.sleep(ACCEPT_RETRY_DELAY)
                         break
                     if exc.errno in _SKIP_CONNECTION:
                         continue
-                    self._loop.call_exception_handler(
-                        {
-                            "message": "socket.accept() failed",
-                            "exception": exc,
-                            "socket": TransportSocket(sock),
-                        }
-                    )
+                    self._report("socket.accept() failed", exc, sock)
                     break
                 if self._tls is not None:
                     # A handshake takes round trips: never hold up accepting.
@@ -254,13 +244,14 @@ class Server(asyncio.AbstractServer):
                 logger.debug("%r: connection set-up failed: %r", self, exc)
         except BaseException as exc:
             conn.close()
-            self._loop.call_exception_handler(
-                {
-                    "message": "Error on transport creation for incoming connection",
-                    "exception": exc,
-                    "socket": TransportSocket(conn),
-                }
+            self._report(
+                "Error on transport creation for incoming connection", exc, conn
             )
+
+    def _report(self, message: str, exc: BaseException, sock: socket.socket) -> None:
+        self._loop.call_exception_handler(
+            {"message": message, "exception": exc, "socket": TransportSocket(sock)}
+        )
 
     # -- closing ---------------------------------------------------------------
 
