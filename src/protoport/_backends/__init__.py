@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from anyio.abc import ByteStream
 
+from ._handles import run_handle as run_handle
 from ._interface import Backend as Backend
 from ._interface import FdWaits as FdWaits
 from ._interface import Readers as Readers

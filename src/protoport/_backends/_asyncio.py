@@ -18,15 +18,10 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from ._handles import run_handle
 from ._interface import FdWaits, Readers, TaskFactory
 
 T = TypeVar("T")
-
-
-def _run_handle(handle: asyncio.Handle) -> None:
-    # A handle cancelled meanwhile (e.g. when the facade closed) does nothing.
-    if not handle.cancelled():
-        handle._run()
 
 
 class AsyncioBackend:
@@ -57,7 +52,7 @@ class AsyncioBackend:
         if self._closed:
             raise RuntimeError("Event loop is closed")
         handle = asyncio.Handle(callback, args, self._loop, context)
-        self._aio.call_soon(_run_handle, handle)
+        self._aio.call_soon(run_handle, handle)
         self._handles.add(handle)
         return handle
 
@@ -71,7 +66,7 @@ class AsyncioBackend:
         if self._closed:
             raise RuntimeError("Event loop is closed")
         timer = asyncio.TimerHandle(when, callback, args, self._loop, context)
-        self._aio.call_at(when, _run_handle, timer)
+        self._aio.call_at(when, run_handle, timer)
         self._handles.add(timer)
         return timer
 
@@ -84,7 +79,7 @@ class AsyncioBackend:
         if self._closed:
             raise RuntimeError("Event loop is closed")
         handle = asyncio.Handle(callback, args, self._loop, context)
-        self._aio.call_soon_threadsafe(_run_handle, handle)
+        self._aio.call_soon_threadsafe(run_handle, handle)
         return handle
 
     def run_threadsafe(self, fn: Callable[[], object]) -> None:

@@ -38,11 +38,16 @@ class FdWaits:
 
 
 class Readers(Protocol):
-    """A registry of readability callbacks, as a selector loop's ``add_reader``."""
+    """A registry of readiness callbacks, as a selector loop's ``add_reader``
+    and ``add_writer``; removing says whether there was one."""
 
     def add_reader(self, fd: int, callback: Callable[[], object]) -> None: ...
 
-    def remove_reader(self, fd: int) -> None: ...
+    def remove_reader(self, fd: int) -> bool: ...
+
+    def add_writer(self, fd: int, callback: Callable[[], object]) -> None: ...
+
+    def remove_writer(self, fd: int) -> bool: ...
 
 
 class Backend(Protocol):

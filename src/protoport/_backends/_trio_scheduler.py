@@ -38,48 +38,95 @@ _TURNS_PER_CHECKPOINT = 16
 
 
 class Reactor:
-    """Readability callbacks for many sockets, kept in an epoll set of their own.
+    """Readiness callbacks for many descriptors, kept in an epoll set of their own.
 
     Nothing waits here: the scheduler waits for the set's descriptor, then
-    :meth:`dispatch` calls back every socket that is readable.
+    :meth:`dispatch` calls back every descriptor that is ready. A descriptor has
+    at most one reader and one writer; a reader is also called when the
+    descriptor fails or hangs up, so that it sees the error or the end.
     """
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
         self._callbacks: dict[int, Callable[[], object]] = {}
+        self._writers: dict[int, Callable[[], object]] = {}
 
     def fileno(self) -> int:
         return self._epoll.fileno()
 
     def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
-        if fd not in self._callbacks:
-            self._epoll.register(fd, select.EPOLLIN)
+        new = fd not in self._callbacks
         self._callbacks[fd] = callback
+        if new:
+            self._update(fd, registered=fd in self._writers)
 
-    def remove_reader(self, fd: int) -> None:
-        if self._callbacks.pop(fd, None) is not None:
-            try:
+    def remove_reader(self, fd: int) -> bool:
+        if self._callbacks.pop(fd, None) is None:
+            return False
+        self._update(fd, registered=True)
+        return True
+
+    def add_writer(self, fd: int, callback: Callable[[], object]) -> None:
+        new = fd not in self._writers
+        self._writers[fd] = callback
+        if new:
+            self._update(fd, registered=fd in self._callbacks)
+
+    def remove_writer(self, fd: int) -> bool:
+        if self._writers.pop(fd, None) is None:
+            return False
+        self._update(fd, registered=True)
+        return True
+
+    def _update(self, fd: int, *, registered: bool) -> None:
+        mask = (select.EPOLLIN if fd in self._callbacks else 0) | (
+            select.EPOLLOUT if fd in self._writers else 0
+        )
+        try:
+            if not registered:
+                self._epoll.register(fd, mask)
+            elif mask:
+                self._epoll.modify(fd, mask)
+            else:
                 self._epoll.unregister(fd)
-            except (OSError, ValueError):  # already closed
-                pass
+        except (OSError, ValueError):
+            if not registered:
+                raise
+            # Closed already: the kernel dropped it from the set.
 
     def dispatch(self, report: Callable[[dict[str, Any]], object]) -> bool:
-        """Call back every readable socket; return whether there was one."""
+        """Call back every ready descriptor; return whether there was one."""
         callbacks = self._callbacks
+        writers = self._writers
         events = self._epoll.poll(0)
-        for fd, _ in events:
+        for fd, event in events:
             callback = callbacks.get(fd)
-            if callback is None:
-                continue
-            try:
-                callback()
-            except Exception as exc:
-                report({"message": "Exception in a reader", "exception": exc})
+            if callback is not None and event != _WRITABLE:
+                try:
+                    callback()
+                except Exception as exc:
+                    report({"message": "Exception in a reader", "exception": exc})
+            if writers and event & _WRITABLE_OR_FAILED:
+                writer = writers.get(fd)
+                if writer is not None:
+                    try:
+                        writer()
+                    except Exception as exc:
+                        report({"message": "Exception in a writer", "exception": exc})
         return bool(events)
 
     def close(self) -> None:
         self._callbacks.clear()
+        self._writers.clear()
         self._epoll.close()
+
+
+_WRITABLE = select.EPOLLOUT if hasattr(select, "epoll") else 0
+_WRITABLE_OR_FAILED = (
+    select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
+    if hasattr(select, "epoll")
+    else 0
+)
 
 
 class Scheduler:

@@ -18,6 +18,8 @@ class Member(Protocol):
 
     def abort(self) -> None: ...
 
+    def get_extra_info(self, name: str, default: Any = None) -> Any: ...
+
     async def finish(self) -> None:
         """Close the stream and call ``connection_lost()``, if not done yet."""
 

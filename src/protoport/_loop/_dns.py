@@ -105,21 +105,23 @@ def numeric_addrinfo(
     return None
 
 
-async def resolve_stream(
+async def resolve(
     loop: asyncio.AbstractEventLoop,
     address: Sequence[Any],
     *,
     family: int,
-    proto: int,
-    flags: int,
+    type: int = socket.SOCK_STREAM,
+    proto: int = 0,
+    flags: int = 0,
 ) -> list[AddrInfo]:
-    """Resolve *address* for a stream socket, skipping the lookup for numeric
-    hosts; otherwise through ``loop.getaddrinfo`` (as asyncio does)."""
+    """Resolve *address* (a stream socket's unless *type* says otherwise),
+    skipping the lookup for numeric hosts; otherwise through
+    ``loop.getaddrinfo`` (as asyncio does)."""
     host, port = address[0], address[1]
-    info = numeric_addrinfo(host, port, family, socket.SOCK_STREAM, proto, *address[2:])
+    info = numeric_addrinfo(host, port, family, type, proto, *address[2:])
     if info is not None:
         return [info]
     infos = await loop.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+        host, port, family=family, type=type, proto=proto, flags=flags
     )
     return list(infos)

@@ -24,13 +24,14 @@ from .._backends import (
     default_loop,
     get_running_loop_raw,
     make_backend,
+    run_handle,
 )
 from .._core._errors import log_exception_context, logger
 from .._core._host import Member
 from .._transports import _pipeline
 from .._transports._stream import StreamTransport
 from .._transports._tls import TLSOptions, check_timeouts
-from . import _connections, _dns, _servers
+from . import _connections, _dns, _servers, _sockets
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
 
@@ -44,6 +45,24 @@ if TYPE_CHECKING:
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
+
+_READ = "reader"
+_WRITE = "writer"
+
+
+def _fileno(fd: Any) -> int:
+    """A descriptor from an int or an object with ``fileno()``, with asyncio's
+    errors."""
+    fileno = fd
+    if not isinstance(fileno, int):
+        try:
+            fileno = int(fileno.fileno())
+        except (AttributeError, TypeError, ValueError):
+            raise ValueError(f"Invalid file object: {fd!r}") from None
+    if fileno < 0:
+        raise ValueError(f"Invalid file descriptor: {fileno}")
+    return fileno
+
 
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
@@ -84,6 +103,8 @@ class Loop(TrioBridge):
         # A server stays alive while it listens: its accept tasks hold it.
         self._servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self._readers: Readers | None = None
+        #: What add_reader()/add_writer() registered, by descriptor and kind.
+        self._watched: dict[tuple[int, str], asyncio.Handle] = {}
         self._readers_made = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancelled_at_exit: set[asyncio.Task[Any]] = set()
@@ -148,6 +169,8 @@ class Loop(TrioBridge):
             with anyio.CancelScope(shield=True):
                 await self._finish_leftovers()
             self._closed = True
+            for fileno, kind in list(self._watched):
+                self._unwatch_at_exit(fileno, kind)
             self._backend.close()
             self._running = False
 
@@ -448,6 +471,181 @@ class Loop(TrioBridge):
         """Look a socket address up in a worker thread, as
         :func:`socket.getnameinfo`."""
         return await _dns.getnameinfo(sockaddr, flags)
+
+    # -- sockets ---------------------------------------------------------------
+
+    @trio_side
+    async def sock_recv(self, sock: socket.socket, nbytes: int) -> bytes:
+        """Receive up to *nbytes* from *sock*, as :meth:`asyncio.loop.sock_recv`."""
+        _sockets.check_socket(self, sock)
+        data: bytes = await _sockets.recv(
+            sock, self._check_fd, functools.partial(sock.recv, nbytes)
+        )
+        return data
+
+    @trio_side
+    async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
+        """Receive into *buf*, as :meth:`asyncio.loop.sock_recv_into`."""
+        _sockets.check_socket(self, sock)
+        nbytes: int = await _sockets.recv(
+            sock, self._check_fd, functools.partial(sock.recv_into, buf)
+        )
+        return nbytes
+
+    @trio_side
+    async def sock_recvfrom(
+        self, sock: socket.socket, bufsize: int
+    ) -> tuple[bytes, Any]:
+        """Receive a datagram, as :meth:`asyncio.loop.sock_recvfrom`."""
+        _sockets.check_socket(self, sock)
+        received: tuple[bytes, Any] = await _sockets.recv(
+            sock, self._check_fd, functools.partial(sock.recvfrom, bufsize)
+        )
+        return received
+
+    @trio_side
+    async def sock_recvfrom_into(
+        self, sock: socket.socket, buf: Any, nbytes: int = 0
+    ) -> tuple[int, Any]:
+        """Receive a datagram into *buf*, as
+        :meth:`asyncio.loop.sock_recvfrom_into`."""
+        _sockets.check_socket(self, sock)
+        if not nbytes:
+            nbytes = len(buf)
+        received: tuple[int, Any] = await _sockets.recv(
+            sock, self._check_fd, functools.partial(sock.recvfrom_into, buf, nbytes)
+        )
+        return received
+
+    @trio_side
+    async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
+        """Send all of *data*, as :meth:`asyncio.loop.sock_sendall`."""
+        _sockets.check_socket(self, sock)
+        await _sockets.sendall(sock, self._check_fd, data)
+
+    @trio_side
+    async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
+        """Send a datagram, as :meth:`asyncio.loop.sock_sendto`."""
+        _sockets.check_socket(self, sock)
+        return await _sockets.sendto(sock, self._check_fd, data, address)
+
+    @trio_side
+    async def sock_connect(self, sock: socket.socket, address: Any) -> None:
+        """Connect *sock*, as :meth:`asyncio.loop.sock_connect` (a host name is
+        resolved first)."""
+        _sockets.check_socket(self, sock)
+        await _sockets.connect(self, sock, self._check_fd, address)
+
+    @trio_side
+    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
+        """Accept a connection, as :meth:`asyncio.loop.sock_accept`; the new
+        socket is non-blocking."""
+        _sockets.check_socket(self, sock)
+        return await _sockets.accept(sock, self._check_fd)
+
+    @trio_side
+    async def sock_sendfile(
+        self,
+        sock: socket.socket,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool | None = True,
+    ) -> int:
+        """Send a file, as :meth:`asyncio.loop.sock_sendfile`: with
+        ``os.sendfile()``, or by reading and sending where the file has no
+        descriptor and *fallback* allows."""
+        if self._debug and sock.gettimeout() != 0:
+            raise ValueError("the socket must be non-blocking")
+        _sockets.check_socket(self, sock)
+        _sockets.check_sendfile(sock, file, offset, count)
+        return await _sockets.sendfile(
+            sock, self._check_fd, file, offset, count, fallback=bool(fallback)
+        )
+
+    def _check_fd(self, fd: int, fileobj: Any = None) -> None:
+        """Refuse a descriptor that one of this loop's transports uses, with
+        asyncio's message."""
+        for transport in self._transports:
+            sock = transport.get_extra_info("socket")
+            if sock is not None and sock.fileno() == fd and not transport.is_closing():
+                shown = fd if fileobj is None else fileobj
+                raise RuntimeError(
+                    f"File descriptor {shown!r} is used by transport {transport!r}"
+                )
+
+    # -- file descriptors ------------------------------------------------------
+
+    def add_reader(  # type: ignore[override]
+        self, fd: Any, callback: Callable[..., object], *args: Any
+    ) -> None:
+        """Call ``callback(*args)`` whenever *fd* is readable, as
+        :meth:`asyncio.loop.add_reader` (under Trio through the loop's reactor,
+        which needs Linux's epoll)."""
+        self._watch(fd, _READ, callback, args)
+
+    def remove_reader(self, fd: Any) -> bool:
+        """Stop watching *fd* for reading; return whether it was watched."""
+        return self._unwatch(fd, _READ)
+
+    def add_writer(  # type: ignore[override]
+        self, fd: Any, callback: Callable[..., object], *args: Any
+    ) -> None:
+        """Call ``callback(*args)`` whenever *fd* is writable, as
+        :meth:`asyncio.loop.add_writer`."""
+        self._watch(fd, _WRITE, callback, args)
+
+    def remove_writer(self, fd: Any) -> bool:
+        """Stop watching *fd* for writing; return whether it was watched."""
+        return self._unwatch(fd, _WRITE)
+
+    def _watch(
+        self, fd: Any, kind: str, callback: Callable[..., object], args: Any
+    ) -> None:
+        fileno = _fileno(fd)
+        self._check_fd(fileno, fd)
+        self._check_open()
+        registry = self._reader_registry()
+        if registry is None:
+            raise NotImplementedError(
+                "add_reader() and add_writer() need a loop with a reactor, which "
+                "protoport has under Trio only where Linux's epoll exists"
+            )
+        handle = asyncio.Handle(callback, args, self, None)
+        previous = self._watched.pop((fileno, kind), None)
+        if previous is not None:
+            previous.cancel()
+        self._watched[(fileno, kind)] = handle
+        add = registry.add_reader if kind == _READ else registry.add_writer
+        add(fileno, functools.partial(run_handle, handle))
+
+    def _unwatch_at_exit(self, fileno: int, kind: str) -> None:
+        # Under asyncio the registrations are the asyncio loop's, which goes on.
+        self._watched.pop((fileno, kind)).cancel()
+        registry = self._reader_registry()
+        if registry is not None:
+            try:
+                if kind == _READ:
+                    registry.remove_reader(fileno)
+                else:
+                    registry.remove_writer(fileno)
+            except (OSError, ValueError):  # the descriptor is closed already
+                pass
+
+    def _unwatch(self, fd: Any, kind: str) -> bool:
+        fileno = _fileno(fd)
+        self._check_fd(fileno, fd)
+        if self._closed:
+            return False
+        handle = self._watched.pop((fileno, kind), None)
+        if handle is None:
+            return False
+        handle.cancel()
+        registry = self._reader_registry()
+        assert registry is not None
+        remove = registry.remove_reader if kind == _READ else registry.remove_writer
+        return remove(fileno)
 
     # -- scheduling ------------------------------------------------------------
 

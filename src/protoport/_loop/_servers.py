@@ -22,7 +22,7 @@ from .._core._host import Host
 from .._transports._pipeline import connect_socket
 from .._transports._tls import TLSOptions
 from ._bridge import trio_side
-from ._dns import resolve_stream
+from ._dns import resolve
 from ._tls_arguments import check_not_ssl_socket, check_only_with_ssl, server_tls
 
 #: How long accepting pauses on a socket after the process ran out of file
@@ -325,9 +325,7 @@ async def _resolve(
     family: int,
     flags: int,
 ) -> list[_AddrInfo]:
-    infos = await resolve_stream(
-        loop, (host, port), family=family, proto=0, flags=flags
-    )
+    infos = await resolve(loop, (host, port), family=family, proto=0, flags=flags)
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
     return [
