@@ -120,6 +120,14 @@ class AsyncioBackend:
             return cast(Readers, aio)
         return None
 
+    # -- signals ---------------------------------------------------------------
+
+    def add_signal_handler(self, sig: int, callback: Callable[[], object]) -> None:
+        self._aio.add_signal_handler(sig, callback)
+
+    def remove_signal_handler(self, sig: int) -> None:
+        self._aio.remove_signal_handler(sig)
+
     # -- life cycle --------------------------------------------------------------
 
     def start(self, task_group: TaskGroup) -> None:

@@ -123,6 +123,14 @@ class Backend(Protocol):
         """Run the loop until every one of *tasks* is done (the loop's own task
         group has ended by then)."""
 
+    def add_signal_handler(self, sig: int, callback: Callable[[], object]) -> None:
+        """Have *callback* run as a callback of the loop when *sig* arrives (main
+        thread only; ``RuntimeError`` elsewhere, or when *sig* cannot be
+        caught)."""
+
+    def remove_signal_handler(self, sig: int) -> None:
+        """Stop handling *sig*, which :meth:`add_signal_handler` handles."""
+
     def close(self) -> None:
         """Drop every pending callback and release the loop's descriptors; from
         then on scheduling raises ``RuntimeError('Event loop is closed')``."""

@@ -8,8 +8,11 @@ futures and tasks are asyncio's own classes, made awaitable from Trio code too
 from __future__ import annotations
 
 import asyncio
+import errno
 import functools
+import signal
 import sys
+import threading
 from collections.abc import Callable, Coroutine
 from contextvars import Context
 from typing import Any, TypeVar
@@ -42,6 +45,8 @@ class TrioBackend:
         self._token = trio.lowlevel.current_trio_token()
         self._task_factory: TaskFactory | None = None
         self._closed = False
+        #: Each handled signal's handler, and the one it replaced.
+        self._signal_handlers: dict[int, tuple[Any, Any]] = {}
         self.time = scheduler.time
 
     # -- scheduling --------------------------------------------------------------
@@ -152,6 +157,38 @@ class TrioBackend:
     def readers(self) -> Readers | None:
         self._scheduler.open()
         return self._scheduler.reactor
+
+    # -- signals ---------------------------------------------------------------
+
+    def add_signal_handler(self, sig: int, callback: Callable[[], object]) -> None:
+        # Installed at once, as asyncio's loops do, so that no signal is lost to
+        # the default action while a task would be starting; Trio's token is the
+        # way in from a signal handler.
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError(
+                "set_wakeup_fd only works in main thread of the main interpreter"
+            )
+        previous = self._signal_handlers.get(sig, (None, None))[1]
+        if previous is None:
+            previous = signal.getsignal(sig)
+
+        def on_signal(signum: int, frame: object) -> None:
+            self._token.run_sync_soon(callback)
+
+        try:
+            signal.signal(sig, on_signal)
+            signal.siginterrupt(sig, False)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                raise RuntimeError(f"sig {sig} cannot be caught") from None
+            raise
+        self._signal_handlers[sig] = (on_signal, previous)
+
+    def remove_signal_handler(self, sig: int) -> None:
+        # The handler found before is put back: under Trio that is Trio's own
+        # (which turns SIGINT into KeyboardInterrupt), not the default.
+        _, previous = self._signal_handlers.pop(sig)
+        signal.signal(sig, previous)
 
     # -- life cycle --------------------------------------------------------------
 

@@ -6,9 +6,12 @@ import asyncio
 import concurrent.futures
 import contextvars
 import functools
+import inspect
 import os
+import signal
 import socket
 import ssl as _ssl_module
+import warnings
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import Context
@@ -64,6 +67,13 @@ def _fileno(fd: Any) -> int:
     return fileno
 
 
+def _check_signal(sig: object) -> None:
+    if not isinstance(sig, int):
+        raise TypeError(f"sig must be an int, not {sig!r}")
+    if sig not in signal.valid_signals():
+        raise ValueError(f"invalid signal number {sig}")
+
+
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
 )
@@ -103,6 +113,9 @@ class Loop(TrioBridge):
         # A server stays alive while it listens: its accept tasks hold it.
         self._servers: weakref.WeakSet[Server] = weakref.WeakSet()
         self._readers: Readers | None = None
+        #: The handles of add_signal_handler(), by signal.
+        self._signals: dict[int, asyncio.Handle] = {}
+        self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
         #: What add_reader()/add_writer() registered, by descriptor and kind.
         self._watched: dict[tuple[int, str], asyncio.Handle] = {}
         self._readers_made = False
@@ -171,6 +184,8 @@ class Loop(TrioBridge):
             self._closed = True
             for fileno, kind in list(self._watched):
                 self._unwatch_at_exit(fileno, kind)
+            for sig in list(self._signals):
+                self.remove_signal_handler(sig)
             self._backend.close()
             self._running = False
 
@@ -647,6 +662,43 @@ class Loop(TrioBridge):
         remove = registry.remove_reader if kind == _READ else registry.remove_writer
         return remove(fileno)
 
+    # -- signals -----------------------------------------------------------------
+
+    def add_signal_handler(  # type: ignore[override]
+        self, sig: int, callback: Callable[..., object], *args: Any
+    ) -> None:
+        """Call ``callback(*args)`` as a callback of this loop whenever *sig*
+        arrives, as :meth:`asyncio.loop.add_signal_handler` (main thread only).
+        Leaving the loop removes its handlers."""
+        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
+            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _check_signal(sig)
+        self._check_open()
+        handle = asyncio.Handle(callback, args, self, None)
+        if sig not in self._signals:
+            self._backend.add_signal_handler(
+                sig, functools.partial(self._on_signal, sig)
+            )
+        else:
+            self._signals[sig].cancel()
+        self._signals[sig] = handle
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Stop handling *sig*; return whether it was handled."""
+        _check_signal(sig)
+        handle = self._signals.pop(sig, None)
+        if handle is None:
+            return False
+        handle.cancel()
+        self._backend.remove_signal_handler(sig)
+        return True
+
+    def _on_signal(self, sig: int) -> None:
+        # As asyncio's loops do: the handler runs on the loop's next round.
+        handle = self._signals.get(sig)
+        if handle is not None and not self._closed:
+            self._backend.call_soon(run_handle, handle)
+
     # -- scheduling ------------------------------------------------------------
 
     def time(self) -> float:
@@ -732,6 +784,8 @@ class Loop(TrioBridge):
         *executor* is None; return a future of its result."""
         self._check_open()
         if executor is None:
+            executor = self._default_executor
+        if executor is None:
             future, scope = self._start_in_trio_task(
                 functools.partial(anyio.to_thread.run_sync, func, *args)
             )
@@ -755,6 +809,38 @@ class Loop(TrioBridge):
         inner.add_done_callback(lambda _: self._backend.run_threadsafe(copy_outcome))
         future.add_done_callback(lambda f: inner.cancel() if f.cancelled() else None)
         return future
+
+    def set_default_executor(self, executor: Any) -> None:
+        """Make *executor* (a :class:`concurrent.futures.ThreadPoolExecutor`) the
+        one ``run_in_executor(None, ...)`` uses instead of AnyIO's threads."""
+        if not isinstance(executor, concurrent.futures.ThreadPoolExecutor):
+            raise TypeError("executor must be ThreadPoolExecutor")
+        self._default_executor = executor
+
+    async def shutdown_default_executor(self, timeout: float | None = None) -> None:
+        """Shut the default executor down (if one was set), waiting for its work
+        in a thread, as :meth:`asyncio.loop.shutdown_default_executor` does."""
+        executor = self._default_executor
+        if executor is None:
+            return
+        self._default_executor = None
+        with anyio.move_on_after(timeout) as scope:
+            await anyio.to_thread.run_sync(
+                executor.shutdown, True, abandon_on_cancel=True
+            )
+        if scope.cancelled_caught:
+            warnings.warn(
+                f"The executor did not finishing joining its threads within "
+                f"{timeout} seconds.",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            executor.shutdown(wait=False)
+
+    async def shutdown_asyncgens(self) -> None:
+        """Nothing to do: the runtime's own hooks (Trio's or asyncio's) finalize
+        asynchronous generators, as they would without the facade."""
+        await anyio.lowlevel.checkpoint()
 
     def _check_open(self) -> None:
         if self._closed:
