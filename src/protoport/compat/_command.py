@@ -272,8 +272,8 @@ def run_matrix_command(args: argparse.Namespace) -> int:
     out.write(
         f"done: {_plural(len(scenarios), 'scenario')} on "
         f"{_plural(len(specs), 'implementation')} in "
-        f"{time.monotonic() - started:.1f} s; {SYMBOLS['pass']} passed: "
-        f"{_passed(matrix)}\n"
+        f"{time.monotonic() - started:.1f} s\n"
+        f"passed ({SYMBOLS['pass']}): {_passed(matrix)}\n"
     )
     for gap in gaps:
         out.write(f"incomplete: {gap}\n")
