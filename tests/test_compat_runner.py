@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docutils.core
 import pytest
 
 from protoport._cli import main
@@ -584,7 +585,6 @@ def test_terminal_rendering() -> None:
 
 
 def test_rst_rendering_is_valid_restructuredtext() -> None:
-    docutils_core = pytest.importorskip("docutils.core")
     data = two_rows(
         reference_deviation="*CPython* forgets `this` | _that_",
         deviation="on purpose: <see> [1]",
@@ -593,7 +593,7 @@ def test_rst_rendering_is_valid_restructuredtext() -> None:
     assert "Documented deviations of protoport" in text
     assert "\\*CPython\\* forgets" in text
     document = "Title\n=====\n\n" + text
-    docutils_core.publish_doctree(
+    docutils.core.publish_doctree(
         document, settings_overrides={"halt_level": 2, "report_level": 2}
     )
     assert "matrix.json was not found" in render_rst(None)

@@ -902,6 +902,101 @@ class Loop(TrioBridge):
         self._debug = enabled
 
 
+_NOT_YET = "is not implemented by protoport yet"
+_SOCKET_WAY = (
+    f"{_NOT_YET}: make a transport of the socket with create_connection(sock=...), "
+    "or await anyio.wait_readable() / anyio.wait_writable() and call the "
+    "non-blocking socket's own method"
+)
+
+#: asyncio's loop methods that the facade does not offer: name → the rest of the
+#: sentence its NotImplementedError says after ``loop.<name>()`` (why, and what to
+#: do instead). docs/limitations.rst lists each of them.
+NOT_IMPLEMENTED: dict[str, str] = {
+    **dict.fromkeys(
+        ("run_forever", "run_until_complete", "stop", "close"),
+        "is not offered: the loop runs for as long as its "
+        "`async with protoport.open_loop()` block, inside trio.run() or "
+        "anyio.run(); leaving the block stops and closes it",
+    ),
+    **dict.fromkeys(
+        ("set_default_executor", "shutdown_default_executor"),
+        "is not offered: run_in_executor(None, ...) runs functions in AnyIO's "
+        "worker threads, which the runtime owns and shuts down (their number is "
+        "set with anyio.to_thread.current_default_thread_limiter())",
+    ),
+    "shutdown_asyncgens": (
+        "is not offered: the runtime that runs the loop (Trio or asyncio) "
+        "finalizes async generators"
+    ),
+    **dict.fromkeys(
+        ("add_reader", "remove_reader", "add_writer", "remove_writer"),
+        f"{_NOT_YET}: await anyio.wait_readable() / anyio.wait_writable() in a "
+        "task instead",
+    ),
+    **dict.fromkeys(
+        (
+            "sock_recv",
+            "sock_recv_into",
+            "sock_recvfrom",
+            "sock_recvfrom_into",
+            "sock_sendall",
+            "sock_sendto",
+            "sock_connect",
+            "sock_accept",
+        ),
+        _SOCKET_WAY,
+    ),
+    **dict.fromkeys(
+        ("sendfile", "sock_sendfile"),
+        f"{_NOT_YET}: read the file and write() its bytes to the transport",
+    ),
+    **dict.fromkeys(
+        ("add_signal_handler", "remove_signal_handler"),
+        f"{_NOT_YET}: receive the signals with anyio.open_signal_receiver() in a "
+        "task and call the handler from there",
+    ),
+    "create_datagram_endpoint": (
+        f"{_NOT_YET}: use anyio.create_udp_socket() or "
+        "anyio.create_connected_udp_socket()"
+    ),
+    **dict.fromkeys(
+        ("subprocess_exec", "subprocess_shell"),
+        f"{_NOT_YET}: use anyio.open_process() or anyio.run_process()",
+    ),
+    **dict.fromkeys(
+        ("connect_read_pipe", "connect_write_pipe"),
+        f"{_NOT_YET}: read or write the pipe's file descriptor with "
+        "anyio.wait_readable() / anyio.wait_writable() and os.read() / os.write()",
+    ),
+}
+
+
+def _not_implemented(name: str, rest: str) -> Callable[..., Any]:
+    """The facade's ``name`` method: it raises NotImplementedError saying what and
+    why, when called (when awaited, for asyncio's coroutine methods)."""
+    message = f"loop.{name}() {rest}"
+
+    def method(self: Loop, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(message)
+
+    async def coroutine_method(self: Loop, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(message)
+
+    asyncio_method = getattr(asyncio.AbstractEventLoop, name)
+    chosen = coroutine_method if inspect.iscoroutinefunction(asyncio_method) else method
+    chosen.__name__ = name
+    chosen.__qualname__ = f"Loop.{name}"
+    return chosen
+
+
+for _name, _rest in NOT_IMPLEMENTED.items():
+    # sock_recvfrom() and a few others exist from Python 3.11 on.
+    if hasattr(asyncio.AbstractEventLoop, _name):
+        setattr(Loop, _name, _not_implemented(_name, _rest))
+del _name, _rest
+
+
 class _LoopHost:
     """A loop facade as its transports and servers see it (a
     :class:`~protoport._core._host.Host`)."""

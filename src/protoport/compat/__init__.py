@@ -14,8 +14,9 @@ share: ``create_connection``, ``connect_accepted_socket``, ``create_server``,
 ``protoport matrix`` runs every scenario on every implementation installed —
 native asyncio (the reference), uvloop, trio-asyncio, protoport on Trio and on
 asyncio, and any you add with ``--impl module:factory`` — each in its own worker
-process with a timeout per scenario, and writes ``compat_matrix/matrix.json`` and
-``compat_matrix/MATRIX.md``.
+process with a timeout per scenario, and writes ``matrix.json`` and ``MATRIX.md``:
+to ``compat_matrix/`` when the run is complete (every implementation and every
+optional package installed), to ``build/compat_matrix/`` otherwise.
 
 Adding a scenario
 -----------------

@@ -13,11 +13,24 @@ from typing import Any, TextIO
 
 from ._execute import Outcome
 from ._implementations import BUILTIN
+from ._optional import OPTIONAL_PACKAGES, missing_packages
 from ._registry import Scenario, load_scenarios
-from ._report import SYMBOLS, build_matrix, dumps, render_markdown, render_terminal
+from ._report import (
+    SYMBOLS,
+    build_matrix,
+    dumps,
+    render_markdown,
+    render_terminal,
+    rows,
+)
 from ._runner import DEFAULT_TIMEOUT, Column, run_suite
 
+#: Where a complete run writes the matrix: the committed files.
 DEFAULT_OUTPUT = "compat_matrix"
+#: Where a run of every scenario writes when it is incomplete (an implementation
+#: or an optional package is missing): the committed matrix is not replaced by
+#: one with holes.
+PARTIAL_OUTPUT = "build/compat_matrix"
 JSON_NAME = "matrix.json"
 MARKDOWN_NAME = "MATRIX.md"
 
@@ -30,9 +43,11 @@ def add_matrix_command(subparsers: Any) -> None:
         description=(
             "Run the compatibility suite against every implementation installed "
             "(native asyncio, uvloop, trio-asyncio, protoport on Trio and on "
-            "asyncio), print the matrix, and write compat_matrix/matrix.json and "
-            "compat_matrix/MATRIX.md. With -k, --only, --impl or --module the "
-            "files are written only when --output is given."
+            "asyncio), print the matrix, and write matrix.json and MATRIX.md: to "
+            f"{DEFAULT_OUTPUT}/ when the run is complete (every implementation "
+            f"and every optional package installed), to {PARTIAL_OUTPUT}/ "
+            "otherwise. With -k, --only, --impl or --module the files are "
+            "written only when --output is given."
         ),
     )
     parser.add_argument(
@@ -88,7 +103,10 @@ def add_matrix_command(subparsers: Any) -> None:
         "-o",
         "--output",
         metavar="DIR",
-        help=f"where to write the files (default: {DEFAULT_OUTPUT})",
+        help=(
+            f"where to write the files (default: {DEFAULT_OUTPUT} after a complete "
+            f"run, {PARTIAL_OUTPUT} otherwise)"
+        ),
     )
     parser.add_argument(
         "--check",
@@ -106,7 +124,10 @@ def add_matrix_command(subparsers: Any) -> None:
         "-v",
         "--verbose",
         action="store_true",
-        help="show the trace of every row that does not pass",
+        help=(
+            "show the trace of every row that does not pass, and the rows that "
+            "break the rules of --check"
+        ),
     )
     parser.add_argument(
         "--no-progress", action="store_true", help="do not show the progress"
@@ -224,11 +245,6 @@ def run_matrix_command(args: argparse.Namespace) -> int:
     matrix = build_matrix(suite)
     width = shutil.get_terminal_size((100, 24)).columns
     out.write(render_terminal(matrix, width))
-    out.write(
-        f"{_plural(len(scenarios), 'scenario')} on "
-        f"{_plural(len(specs), 'implementation')} in "
-        f"{time.monotonic() - started:.1f} s\n"
-    )
     versions = ", ".join(
         f"{c.name} {c.version}" for c in suite.columns if c.available and c.version
     )
@@ -237,23 +253,86 @@ def run_matrix_command(args: argparse.Namespace) -> int:
     if args.verbose:
         _print_traces(out, suite.scenarios, suite.columns, suite.outcomes)
 
-    directory = Path(args.output or DEFAULT_OUTPUT)
     if args.check:
+        directory = Path(args.output or DEFAULT_OUTPUT)
         return _check(out, matrix, directory, all_rows=not args.scenario)
 
+    gaps = [
+        f"{c.label} is not available ({c.reason})"
+        for c in suite.columns
+        if not c.available
+    ]
+    gaps += [
+        f"{name} is not installed, so {OPTIONAL_PACKAGES[name]} show "
+        f"{SYMBOLS['unsupported']} (python -m pip install {name})"
+        for name in missing_packages()
+    ]
+    complete = full_run and not gaps
+    _print_rule_errors(out, matrix, verbose=args.verbose, complete=complete)
+    out.write(
+        f"done: {_plural(len(scenarios), 'scenario')} on "
+        f"{_plural(len(specs), 'implementation')} in "
+        f"{time.monotonic() - started:.1f} s\n"
+        f"passed ({SYMBOLS['pass']}): {_passed(matrix)}\n"
+    )
+    for gap in gaps:
+        out.write(f"incomplete: {gap}\n")
+
+    if args.output:
+        directory = Path(args.output)
+    elif complete:
+        directory = Path(DEFAULT_OUTPUT)
+    elif full_run:
+        directory = Path(PARTIAL_OUTPUT)
+    else:
+        out.write(
+            "wrote nothing: a run restricted with -k, --only, --impl or --module "
+            "writes its files only with --output\n"
+        )
+        return 0
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / JSON_NAME).write_text(dumps(matrix), encoding="utf-8")
+    (directory / MARKDOWN_NAME).write_text(render_markdown(matrix), encoding="utf-8")
+    wrote = f"wrote {directory / MARKDOWN_NAME} and {directory / JSON_NAME}"
+    if not args.output and not complete:
+        wrote += (
+            f" ({DEFAULT_OUTPUT}/, the committed matrix, is rewritten only by a "
+            "complete run)"
+        )
+    out.write(wrote + "\n")
+    return 0
+
+
+def _passed(matrix: dict[str, Any]) -> str:
+    """How many rows each available implementation passes, protoport's first."""
+    impls = [i for i in matrix["implementations"] if i.get("available", True)]
+    impls.sort(key=lambda impl: not impl.get("protoport"))
+    total = len(list(rows(matrix)))
+    parts = []
+    for impl in impls:
+        label = impl["label"] + (" (the reference)" if impl.get("reference") else "")
+        parts.append(f"{label} {matrix['summary'][impl['name']]['pass']}/{total}")
+    return ", ".join(parts)
+
+
+def _print_rule_errors(
+    out: TextIO, matrix: dict[str, Any], *, verbose: bool, complete: bool
+) -> None:
+    """The rows that break the matrix's rules (what ``--check`` rejects), for
+    maintainers: listed with -v, counted otherwise. An incomplete run breaks them
+    by nature (rows it could not run), so it only lists them with -v."""
     from ._check import policy_errors
 
     errors, reference_errors = policy_errors(matrix)
-    for line in errors + reference_errors:
-        out.write(f"warning: {line}\n")
-    if full_run or args.output:
-        directory.mkdir(parents=True, exist_ok=True)
-        (directory / JSON_NAME).write_text(dumps(matrix), encoding="utf-8")
-        (directory / MARKDOWN_NAME).write_text(
-            render_markdown(matrix), encoding="utf-8"
+    broken = errors + reference_errors
+    if verbose:
+        for line in broken:
+            out.write(f"warning: {line}\n")
+    elif broken and complete:
+        out.write(
+            "note: the rules that `protoport matrix --check` applies are broken "
+            f"by {_plural(len(broken), 'row')} (-v lists them)\n"
         )
-        out.write(f"wrote {directory / JSON_NAME} and {directory / MARKDOWN_NAME}\n")
-    return 0
 
 
 def _check(

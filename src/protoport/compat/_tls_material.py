@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from ._failures import Unsupported
+from ._optional import optional_package
 
 
 class TLSMaterial:
@@ -43,10 +43,7 @@ def tls_material() -> TLSMaterial:
     takes a while: once per worker process)."""
     global _TLS_MATERIAL
     if _TLS_MATERIAL is None:
-        try:
-            import trustme
-        except ImportError:
-            raise Unsupported("TLS scenarios need trustme") from None
+        trustme = optional_package("trustme")
         ca = trustme.CA()
         cert = ca.issue_cert("localhost", "127.0.0.1", "::1")
         _TLS_MATERIAL = TLSMaterial(ca, cert)
