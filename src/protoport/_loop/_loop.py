@@ -903,11 +903,6 @@ class Loop(TrioBridge):
 
 
 _NOT_YET = "is not implemented by protoport yet"
-_SOCKET_WAY = (
-    f"{_NOT_YET}: make a transport of the socket with create_connection(sock=...), "
-    "or await anyio.wait_readable() / anyio.wait_writable() and call the "
-    "non-blocking socket's own method"
-)
 
 #: asyncio's loop methods that the facade does not offer: name → the rest of the
 #: sentence its NotImplementedError says after ``loop.<name>()`` (why, and what to
@@ -919,42 +914,9 @@ NOT_IMPLEMENTED: dict[str, str] = {
         "`async with protoport.open_loop()` block, inside trio.run() or "
         "anyio.run(); leaving the block stops and closes it",
     ),
-    **dict.fromkeys(
-        ("set_default_executor", "shutdown_default_executor"),
-        "is not offered: run_in_executor(None, ...) runs functions in AnyIO's "
-        "worker threads, which the runtime owns and shuts down (their number is "
-        "set with anyio.to_thread.current_default_thread_limiter())",
-    ),
-    "shutdown_asyncgens": (
-        "is not offered: the runtime that runs the loop (Trio or asyncio) "
-        "finalizes async generators"
-    ),
-    **dict.fromkeys(
-        ("add_reader", "remove_reader", "add_writer", "remove_writer"),
-        f"{_NOT_YET}: await anyio.wait_readable() / anyio.wait_writable() in a "
-        "task instead",
-    ),
-    **dict.fromkeys(
-        (
-            "sock_recv",
-            "sock_recv_into",
-            "sock_recvfrom",
-            "sock_recvfrom_into",
-            "sock_sendall",
-            "sock_sendto",
-            "sock_connect",
-            "sock_accept",
-        ),
-        _SOCKET_WAY,
-    ),
-    **dict.fromkeys(
-        ("sendfile", "sock_sendfile"),
-        f"{_NOT_YET}: read the file and write() its bytes to the transport",
-    ),
-    **dict.fromkeys(
-        ("add_signal_handler", "remove_signal_handler"),
-        f"{_NOT_YET}: receive the signals with anyio.open_signal_receiver() in a "
-        "task and call the handler from there",
+    "sendfile": (
+        f"{_NOT_YET}: read the file and write() its bytes to the transport, or "
+        "send it with loop.sock_sendfile() on a socket of your own"
     ),
     "create_datagram_endpoint": (
         f"{_NOT_YET}: use anyio.create_udp_socket() or "
@@ -992,7 +954,7 @@ def _not_implemented(name: str, rest: str) -> Callable[..., Any]:
 
 for _name, _rest in NOT_IMPLEMENTED.items():
     # sock_recvfrom() and a few others exist from Python 3.11 on.
-    if hasattr(asyncio.AbstractEventLoop, _name):
+    if hasattr(asyncio.AbstractEventLoop, _name) and _name not in Loop.__dict__:
         setattr(Loop, _name, _not_implemented(_name, _rest))
 del _name, _rest
 
