@@ -28,9 +28,10 @@ from .._backends import (
 from .._core._errors import log_exception_context, logger
 from .._core._host import Member
 from .._transports import _pipeline
+from .._transports._pipe import ReadPipeTransport, WritePipeTransport
 from .._transports._stream import StreamTransport
 from .._transports._tls import TLSOptions, check_timeouts
-from . import _connections, _dns, _servers
+from . import _connections, _dns, _pipes, _servers
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
 
@@ -414,6 +415,24 @@ class Loop(TrioBridge):
         )
         self._servers.add(server)
         return server
+
+    @trio_side
+    async def connect_read_pipe(
+        self, protocol_factory: Callable[[], _P], pipe: Any
+    ) -> tuple[ReadPipeTransport, _P]:
+        """Read a pipe, FIFO, socket or character device (a file object) with a
+        new protocol, as :meth:`asyncio.loop.connect_read_pipe`; the transport
+        owns *pipe* from then on."""
+        return _pipes.connect_read_pipe(self._host, protocol_factory, pipe)
+
+    @trio_side
+    async def connect_write_pipe(
+        self, protocol_factory: Callable[[], _P], pipe: Any
+    ) -> tuple[WritePipeTransport, _P]:
+        """Write to a pipe, FIFO, socket or character device (a file object) from
+        a new protocol, as :meth:`asyncio.loop.connect_write_pipe`; the transport
+        owns *pipe* from then on."""
+        return _pipes.connect_write_pipe(self._host, protocol_factory, pipe)
 
     @trio_side
     async def getaddrinfo(  # type: ignore[override]
