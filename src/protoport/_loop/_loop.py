@@ -9,6 +9,7 @@ import functools
 import os
 import socket
 import ssl as _ssl_module
+import subprocess
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
 from contextvars import Context
@@ -30,10 +31,12 @@ from .._core._host import Member
 from .._transports import _pipeline
 from .._transports._pipe import ReadPipeTransport, WritePipeTransport
 from .._transports._stream import StreamTransport
+from .._transports._subprocess import SubprocessTransport
 from .._transports._tls import TLSOptions, check_timeouts
 from . import _connections, _dns, _pipes, _servers
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
+from ._subprocesses import check_common_arguments, start_subprocess
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -433,6 +436,78 @@ class Loop(TrioBridge):
         a new protocol, as :meth:`asyncio.loop.connect_write_pipe`; the transport
         owns *pipe* from then on."""
         return _pipes.connect_write_pipe(self._host, protocol_factory, pipe)
+
+    @trio_side
+    async def subprocess_exec(
+        self,
+        protocol_factory: Callable[[], _P],
+        program: Any,
+        *args: Any,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        universal_newlines: bool = False,
+        shell: bool = False,
+        bufsize: int = 0,
+        encoding: str | None = None,
+        errors: str | None = None,
+        text: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[SubprocessTransport, _P]:
+        """Run *program* with *args* in a child process, as
+        :meth:`asyncio.loop.subprocess_exec`; the other keyword arguments go to
+        :class:`subprocess.Popen`."""
+        check_common_arguments(universal_newlines, bufsize, text, encoding, errors)
+        if shell:
+            raise ValueError("shell must be False")
+        return start_subprocess(
+            self._host,
+            protocol_factory,
+            (program, *args),
+            shell=False,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            kwargs=kwargs,
+        )
+
+    @trio_side
+    async def subprocess_shell(
+        self,
+        protocol_factory: Callable[[], _P],
+        cmd: str | bytes,
+        *,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        universal_newlines: bool = False,
+        shell: bool = True,
+        bufsize: int = 0,
+        encoding: str | None = None,
+        errors: str | None = None,
+        text: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[SubprocessTransport, _P]:
+        """Run *cmd* with the platform's shell in a child process, as
+        :meth:`asyncio.loop.subprocess_shell`; the other keyword arguments go to
+        :class:`subprocess.Popen`."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError("cmd must be a string")
+        if universal_newlines:
+            raise ValueError("universal_newlines must be False")
+        if not shell:
+            raise ValueError("shell must be True")
+        check_common_arguments(False, bufsize, text, encoding, errors)
+        return start_subprocess(
+            self._host,
+            protocol_factory,
+            cmd,
+            shell=True,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            kwargs=kwargs,
+        )
 
     @trio_side
     async def getaddrinfo(  # type: ignore[override]
