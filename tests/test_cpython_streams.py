@@ -22,7 +22,7 @@ from unittest import mock
 import pytest
 
 from protoport import StreamReader, StreamReaderProtocol, StreamWriter
-from protoport._streams._writer import _FlowControl
+from protoport._streams._writer import FlowControl
 
 try:
     from test.test_asyncio import test_pep492, test_streams
@@ -60,7 +60,7 @@ class _Proxy(types.ModuleType):
 
 def _asyncio_with_our_streams() -> _Proxy:
     streams = _Proxy(asyncio.streams)
-    streams.FlowControlMixin = _FlowControl
+    streams.FlowControlMixin = FlowControl
     proxy = _Proxy(asyncio)
     for module in (proxy, streams):
         module.StreamReader = StreamReader

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
 import socket
 import ssl
 import tempfile
@@ -366,3 +367,17 @@ async def test_leaving_the_loop_stops_watching() -> None:
         with pytest.raises(RuntimeError, match="Event loop is closed"):
             loop.add_reader(b, lambda: None)
     assert open_fds() == before
+
+
+async def test_a_pipe_transports_descriptor_is_refused() -> None:
+    read_end, write_end = os.pipe()
+    try:
+        async with protoport.open_loop() as loop:
+            transport, _ = await loop.connect_read_pipe(
+                Recorder, os.fdopen(read_end, "rb", buffering=0)
+            )
+            with pytest.raises(RuntimeError, match="is used by transport"):
+                loop.add_reader(read_end, lambda: None)
+            transport.close()
+    finally:
+        os.close(write_end)

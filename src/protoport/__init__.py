@@ -13,22 +13,34 @@ from ._streams._functions import open_unix_connection as open_unix_connection
 from ._streams._functions import start_server as start_server
 from ._streams._functions import start_unix_server as start_unix_server
 from ._streams._reader import StreamReader as StreamReader
+from ._streams._subprocess import Process as Process
+from ._streams._subprocess import create_subprocess_exec as create_subprocess_exec
+from ._streams._subprocess import create_subprocess_shell as create_subprocess_shell
 from ._streams._writer import StreamReaderProtocol as StreamReaderProtocol
 from ._streams._writer import StreamWriter as StreamWriter
+from ._transports._pipe import ReadPipeTransport as ReadPipeTransport
+from ._transports._pipe import WritePipeTransport as WritePipeTransport
 from ._transports._stream import StreamTransport as StreamTransport
+from ._transports._subprocess import SubprocessTransport as SubprocessTransport
 from ._version import __version__ as __version__
 
 __all__ = [
     "Loop",
+    "Process",
+    "ReadPipeTransport",
     "Server",
     "SocketStream",
     "StreamReader",
     "StreamReaderProtocol",
     "StreamTransport",
     "StreamWriter",
+    "SubprocessTransport",
     "WriteBuffer",
+    "WritePipeTransport",
     "__version__",
     "as_anyio_stream",
+    "create_subprocess_exec",
+    "create_subprocess_shell",
     "get_running_loop",
     "open_connection",
     "open_loop",

@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import ssl as _ssl_module
+import subprocess
 import warnings
 import weakref
 from collections.abc import Callable, Coroutine, Sequence
@@ -32,11 +33,14 @@ from .._backends import (
 from .._core._errors import log_exception_context, logger
 from .._core._host import Member
 from .._transports import _pipeline
+from .._transports._pipe import ReadPipeTransport, WritePipeTransport
 from .._transports._stream import StreamTransport
+from .._transports._subprocess import SubprocessTransport
 from .._transports._tls import TLSOptions, check_timeouts
-from . import _connections, _dns, _servers, _sockets
+from . import _connections, _dns, _pipes, _servers, _sockets
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
+from ._subprocesses import check_common_arguments, start_subprocess
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -454,6 +458,96 @@ class Loop(TrioBridge):
         return server
 
     @trio_side
+    async def connect_read_pipe(
+        self, protocol_factory: Callable[[], _P], pipe: Any
+    ) -> tuple[ReadPipeTransport, _P]:
+        """Read a pipe, FIFO, socket or character device (a file object) with a
+        new protocol, as :meth:`asyncio.loop.connect_read_pipe`; the transport
+        owns *pipe* from then on."""
+        return _pipes.connect_read_pipe(self._host, protocol_factory, pipe)
+
+    @trio_side
+    async def connect_write_pipe(
+        self, protocol_factory: Callable[[], _P], pipe: Any
+    ) -> tuple[WritePipeTransport, _P]:
+        """Write to a pipe, FIFO, socket or character device (a file object) from
+        a new protocol, as :meth:`asyncio.loop.connect_write_pipe`; the transport
+        owns *pipe* from then on."""
+        return _pipes.connect_write_pipe(self._host, protocol_factory, pipe)
+
+    @trio_side
+    async def subprocess_exec(
+        self,
+        protocol_factory: Callable[[], _P],
+        program: Any,
+        *args: Any,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        universal_newlines: bool = False,
+        shell: bool = False,
+        bufsize: int = 0,
+        encoding: str | None = None,
+        errors: str | None = None,
+        text: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[SubprocessTransport, _P]:
+        """Run *program* with *args* in a child process, as
+        :meth:`asyncio.loop.subprocess_exec`; the other keyword arguments go to
+        :class:`subprocess.Popen`."""
+        check_common_arguments(universal_newlines, bufsize, text, encoding, errors)
+        if shell:
+            raise ValueError("shell must be False")
+        return start_subprocess(
+            self._host,
+            protocol_factory,
+            (program, *args),
+            shell=False,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            kwargs=kwargs,
+        )
+
+    @trio_side
+    async def subprocess_shell(
+        self,
+        protocol_factory: Callable[[], _P],
+        cmd: str | bytes,
+        *,
+        stdin: Any = subprocess.PIPE,
+        stdout: Any = subprocess.PIPE,
+        stderr: Any = subprocess.PIPE,
+        universal_newlines: bool = False,
+        shell: bool = True,
+        bufsize: int = 0,
+        encoding: str | None = None,
+        errors: str | None = None,
+        text: bool | None = None,
+        **kwargs: Any,
+    ) -> tuple[SubprocessTransport, _P]:
+        """Run *cmd* with the platform's shell in a child process, as
+        :meth:`asyncio.loop.subprocess_shell`; the other keyword arguments go to
+        :class:`subprocess.Popen`."""
+        if not isinstance(cmd, (bytes, str)):
+            raise ValueError("cmd must be a string")
+        if universal_newlines:
+            raise ValueError("universal_newlines must be False")
+        if not shell:
+            raise ValueError("shell must be True")
+        check_common_arguments(False, bufsize, text, encoding, errors)
+        return start_subprocess(
+            self._host,
+            protocol_factory,
+            cmd,
+            shell=True,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
+            kwargs=kwargs,
+        )
+
+    @trio_side
     async def getaddrinfo(  # type: ignore[override]
         self,
         host: bytes | str | None,
@@ -580,11 +674,19 @@ class Loop(TrioBridge):
         )
 
     def _check_fd(self, fd: int, fileobj: Any = None) -> None:
-        """Refuse a descriptor that one of this loop's transports uses, with
-        asyncio's message."""
+        """Refuse a descriptor that one of this loop's socket or pipe transports
+        uses, with asyncio's message."""
         for transport in self._transports:
-            sock = transport.get_extra_info("socket")
-            if sock is not None and sock.fileno() == fd and not transport.is_closing():
+            if transport.is_closing():
+                continue
+            used = transport.get_extra_info("socket") or transport.get_extra_info(
+                "pipe"
+            )
+            try:
+                used_fd = used.fileno() if used is not None else -1
+            except ValueError:  # a closed file
+                used_fd = -1
+            if used_fd == fd:
                 shown = fd if fileobj is None else fileobj
                 raise RuntimeError(
                     f"File descriptor {shown!r} is used by transport {transport!r}"
@@ -921,15 +1023,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "create_datagram_endpoint": (
         f"{_NOT_YET}: use anyio.create_udp_socket() or "
         "anyio.create_connected_udp_socket()"
-    ),
-    **dict.fromkeys(
-        ("subprocess_exec", "subprocess_shell"),
-        f"{_NOT_YET}: use anyio.open_process() or anyio.run_process()",
-    ),
-    **dict.fromkeys(
-        ("connect_read_pipe", "connect_write_pipe"),
-        f"{_NOT_YET}: read or write the pipe's file descriptor with "
-        "anyio.wait_readable() / anyio.wait_writable() and os.read() / os.write()",
     ),
 }
 

@@ -41,7 +41,7 @@ ClientConnectedCallback = Callable[
 ]
 
 
-class _FlowControl(asyncio.Protocol):
+class FlowControl(asyncio.Protocol):
     """Write flow control for :meth:`StreamWriter.drain`: ``pause_writing()``,
     ``resume_writing()`` and ``connection_lost()`` drive futures of the loop.
 
@@ -99,7 +99,7 @@ class _FlowControl(asyncio.Protocol):
         raise NotImplementedError
 
 
-class StreamReaderProtocol(_FlowControl):
+class StreamReaderProtocol(FlowControl):
     """The protocol between a transport and a :class:`StreamReader`, as
     :class:`asyncio.StreamReaderProtocol`.
 
@@ -283,7 +283,7 @@ class StreamWriter:
         # of awaiting its _drain_helper().
         return (
             getattr(type(self._protocol), "_drain_helper", None)
-            is _FlowControl._drain_helper
+            is FlowControl._drain_helper
         )
 
     def __repr__(self) -> str:

@@ -1,0 +1,75 @@
+"""The loop's subprocess methods: ``subprocess_exec()`` and ``subprocess_shell()``."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from .._core._host import Host
+from .._transports._subprocess import SubprocessTransport
+
+_P = TypeVar("_P", bound=asyncio.BaseProtocol)
+
+
+def check_common_arguments(
+    universal_newlines: bool,
+    bufsize: int,
+    text: bool | None,
+    encoding: str | None,
+    errors: str | None,
+) -> None:
+    """Raise asyncio's ``ValueError`` for what would make the pipes text or
+    buffered: the transports carry bytes as the child writes them."""
+    if universal_newlines:
+        raise ValueError("universal_newlines must be False")
+    if bufsize != 0:
+        raise ValueError("bufsize must be 0")
+    if text:
+        raise ValueError("text must be False")
+    if encoding is not None:
+        raise ValueError("encoding must be None")
+    if errors is not None:
+        raise ValueError("errors must be None")
+
+
+def start_subprocess(
+    host: Host,
+    protocol_factory: Callable[[], _P],
+    args: Any,
+    *,
+    shell: bool,
+    stdin: Any,
+    stdout: Any,
+    stderr: Any,
+    kwargs: dict[str, Any],
+) -> tuple[SubprocessTransport, _P]:
+    """Make the protocol, start the child and its transport; return once
+    ``connection_made()`` ran. The child is started before any callback, so a
+    program that cannot be run raises (e.g. ``FileNotFoundError``) with no
+    callback made."""
+    if host.loop.is_closed():
+        raise RuntimeError("Event loop is closed")
+    protocol = host.invoke(protocol_factory)
+    popen = subprocess.Popen(
+        args,
+        shell=shell,
+        stdin=stdin,
+        stdout=stdout,
+        stderr=stderr,
+        universal_newlines=False,
+        bufsize=0,
+        **kwargs,
+    )
+    try:
+        transport = SubprocessTransport(host, protocol, popen)
+    except BaseException:
+        popen.kill()
+        popen.wait()
+        for pipe in (popen.stdin, popen.stdout, popen.stderr):
+            if pipe is not None:
+                pipe.close()
+        raise
+    transport.start()
+    return transport, protocol
