@@ -15,10 +15,12 @@ from ._streams._functions import start_unix_server as start_unix_server
 from ._streams._reader import StreamReader as StreamReader
 from ._streams._writer import StreamReaderProtocol as StreamReaderProtocol
 from ._streams._writer import StreamWriter as StreamWriter
+from ._transports._datagram import DatagramTransport as DatagramTransport
 from ._transports._stream import StreamTransport as StreamTransport
 from ._version import __version__ as __version__
 
 __all__ = [
+    "DatagramTransport",
     "Loop",
     "Server",
     "SocketStream",

@@ -24,7 +24,7 @@ import anyio.lowlevel
 from .._core._errors import logger
 from .._core._host import Host
 from .._transports._pipeline import connect_socket
-from ._dns import AddrInfo, resolve_stream
+from ._dns import AddrInfo, resolve
 from ._tls_arguments import (
     check_not_ssl_socket,
     check_only_with_ssl,
@@ -243,15 +243,25 @@ async def create_connection(
 
     if sock is None:
         loop = loop_host.loop
-        infos = await resolve_stream(
-            loop, (host, port), family=family, proto=proto, flags=flags
+        infos = await resolve(
+            loop,
+            (host, port),
+            type=socket.SOCK_STREAM,
+            family=family,
+            proto=proto,
+            flags=flags,
         )
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         local_infos: list[AddrInfo] | None = None
         if local_addr is not None:
-            local_infos = await resolve_stream(
-                loop, local_addr, family=family, proto=proto, flags=flags
+            local_infos = await resolve(
+                loop,
+                local_addr,
+                type=socket.SOCK_STREAM,
+                family=family,
+                proto=proto,
+                flags=flags,
             )
             if not local_infos:
                 raise OSError("getaddrinfo() returned empty list")

@@ -105,21 +105,22 @@ def numeric_addrinfo(
     return None
 
 
-async def resolve_stream(
+async def resolve(
     loop: asyncio.AbstractEventLoop,
     address: Sequence[Any],
     *,
+    type: int,
     family: int,
     proto: int,
     flags: int,
 ) -> list[AddrInfo]:
-    """Resolve *address* for a stream socket, skipping the lookup for numeric
+    """Resolve *address* for a socket of *type*, skipping the lookup for numeric
     hosts; otherwise through ``loop.getaddrinfo`` (as asyncio does)."""
     host, port = address[0], address[1]
-    info = numeric_addrinfo(host, port, family, socket.SOCK_STREAM, proto, *address[2:])
+    info = numeric_addrinfo(host, port, family, type, proto, *address[2:])
     if info is not None:
         return [info]
     infos = await loop.getaddrinfo(
-        host, port, family=family, type=socket.SOCK_STREAM, proto=proto, flags=flags
+        host, port, family=family, type=type, proto=proto, flags=flags
     )
     return list(infos)
