@@ -86,8 +86,10 @@ class DatagramTransport(TransportBase, asyncio.DatagramTransport):
         self._fd = sock.fileno()
         #: The address sendto() sends to when given none (``remote_addr``).
         self._address = address
-        #: Whether the socket is connected: it sends with send() then.
-        self._connected = bool(info["peername"])
+        #: Whether the socket is connected: it sends with send() then. asyncio
+        #: asks whether the peer's address is true, which an unnamed peer's
+        #: (a socketpair()'s) is not; it has a peer all the same.
+        self._connected = info["peername"] is not None
         self._read_size = (
             UDP_READ_SIZE
             if sock.family in (socket.AF_INET, socket.AF_INET6)
