@@ -52,6 +52,8 @@ class DatagramTransport(TransportBase, asyncio.DatagramTransport):
     and the endpoint keeps serving; an exception raised by
     ``datagram_received()`` or ``error_received()`` goes to the loop's exception
     handler, and the endpoint keeps serving too.
+
+    :meth:`start` and :meth:`finish` are for the loop that owns the transport.
     """
 
     __slots__ = (
