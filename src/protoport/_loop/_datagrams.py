@@ -157,7 +157,6 @@ async def create_datagram_endpoint(
             reuse_port,
             allow_broadcast,
         )
-        sock.setblocking(False)
     else:
         if not (local_addr or remote_addr):
             if family == 0:
