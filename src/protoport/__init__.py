@@ -18,6 +18,7 @@ from ._streams._subprocess import create_subprocess_exec as create_subprocess_ex
 from ._streams._subprocess import create_subprocess_shell as create_subprocess_shell
 from ._streams._writer import StreamReaderProtocol as StreamReaderProtocol
 from ._streams._writer import StreamWriter as StreamWriter
+from ._transports._datagram import DatagramTransport as DatagramTransport
 from ._transports._pipe import ReadPipeTransport as ReadPipeTransport
 from ._transports._pipe import WritePipeTransport as WritePipeTransport
 from ._transports._stream import StreamTransport as StreamTransport
@@ -25,6 +26,7 @@ from ._transports._subprocess import SubprocessTransport as SubprocessTransport
 from ._version import __version__ as __version__
 
 __all__ = [
+    "DatagramTransport",
     "Loop",
     "Process",
     "ReadPipeTransport",

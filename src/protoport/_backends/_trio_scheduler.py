@@ -18,7 +18,6 @@ import heapq
 import math
 import select
 import socket
-from asyncio import format_helpers
 from collections import deque
 from collections.abc import Callable
 from contextvars import Context
@@ -26,6 +25,7 @@ from typing import Any
 
 import trio
 
+from ._reporting import failed_callback_context
 from ._running import get_running_loop_raw, set_running_loop
 
 #: A task's wake-up as the ready queue holds it: the callback's context, the
@@ -317,12 +317,6 @@ class Scheduler:
     def _wakeup_failed(self, wakeup: Wakeup, exc: BaseException) -> None:
         # Reported as Handle._run() reports a failed callback.
         context, callback, future = wakeup
-        args = (future,)
-        source = format_helpers._format_callback_source(callback, args)
         self._loop.call_exception_handler(
-            {
-                "message": f"Exception in callback {source}",
-                "exception": exc,
-                "handle": asyncio.Handle(callback, args, self._loop, context),
-            }
+            failed_callback_context(self._loop, callback, (future,), exc, context)
         )

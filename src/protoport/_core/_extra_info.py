@@ -18,12 +18,21 @@ def _address(sock: socket.socket, method: str) -> Any:
         return None
 
 
+def socket_extra_info(sock: socket.socket) -> dict[str, Any]:
+    """``'socket'`` (wrapped as asyncio wraps it), ``'sockname'`` and
+    ``'peername'`` as the socket returns them (IPv6 4-tuples included), ``None``
+    when the call fails (an unconnected socket has no peer)."""
+    return {
+        "socket": TransportSocket(sock),
+        "sockname": _address(sock, "getsockname"),
+        "peername": _address(sock, "getpeername"),
+    }
+
+
 def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:
     """The extra info asyncio would give for *stream*, as of now.
 
-    With a socket underneath: ``'socket'`` (wrapped as asyncio wraps it), and
-    ``'sockname'``/``'peername'`` as the socket returns them (IPv6 4-tuples
-    included), ``None`` when the call fails.
+    With a socket underneath: what :func:`socket_extra_info` gives.
     With TLS on top: ``'sslcontext'``, ``'ssl_object'``, ``'peercert'``,
     ``'cipher'``, ``'compression'``. Taken at creation, as asyncio does, so they
     stay readable after the connection is closed.
@@ -31,9 +40,7 @@ def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:
     info: dict[str, Any] = {}
     sock: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
     if sock is not None:
-        info["socket"] = TransportSocket(sock)
-        info["sockname"] = _address(sock, "getsockname")
-        info["peername"] = _address(sock, "getpeername")
+        info.update(socket_extra_info(sock))
     else:
         local = stream.extra(SocketAttribute.local_address, None)
         if local is not None:

@@ -43,12 +43,14 @@ class WriteBuffer:
 
     The buffer is pure and synchronous: it does no I/O. Whoever drains it (usually a
     transport's writer task) takes chunks with :meth:`peek`, sends them, and reports
-    the bytes sent with :meth:`consume`.
+    the bytes sent with :meth:`consume`. A writer that keeps what it sends itself
+    (whole datagrams, with their addresses) only has it counted, with :meth:`hold`
+    and :meth:`release`.
 
-    It owns asyncio's write flow control. When :meth:`append` or
+    It owns asyncio's write flow control. When :meth:`append`, :meth:`hold` or
     :meth:`set_write_buffer_limits` makes the size strictly greater than the high
     watermark, ``protocol.pause_writing()`` is called at once; when :meth:`consume`
-    brings the size down to the low watermark or below while paused,
+    or :meth:`release` brings the size down to the low watermark or below while paused,
     ``protocol.resume_writing()`` is called. An exception from either callback is
     passed to *exception_handler* (a loop's ``call_exception_handler``, or a logger
     of asyncio's format when omitted) with asyncio's message, never raised into the
@@ -201,6 +203,26 @@ class WriteBuffer:
             else:
                 chunks[0] = memoryview(first)[nbytes:]
                 nbytes = 0
+        if self._paused and self._size <= self._low:
+            self._resume()
+
+    def hold(self, nbytes: int) -> None:
+        """Count *nbytes* that the caller keeps itself (a queue of datagrams,
+        each counted with its header); may pause the protocol.
+
+        :meth:`peek` never returns them: the caller sends them and reports each
+        with :meth:`release`.
+        """
+        self._size += nbytes
+        if self._size > self._pause_above and not self._paused:
+            self._pause()
+
+    def release(self, nbytes: int) -> None:
+        """Stop counting *nbytes* counted by :meth:`hold` (they were sent); may
+        resume the protocol."""
+        if nbytes > self._size or nbytes < 0:
+            raise ValueError(f"cannot release {nbytes} of {self._size} bytes")
+        self._size -= nbytes
         if self._paused and self._size <= self._low:
             self._resume()
 

@@ -244,14 +244,24 @@ async def create_connection(
     if sock is None:
         loop = loop_host.loop
         infos = await resolve(
-            loop, (host, port), family=family, proto=proto, flags=flags
+            loop,
+            (host, port),
+            type=socket.SOCK_STREAM,
+            family=family,
+            proto=proto,
+            flags=flags,
         )
         if not infos:
             raise OSError("getaddrinfo() returned empty list")
         local_infos: list[AddrInfo] | None = None
         if local_addr is not None:
             local_infos = await resolve(
-                loop, local_addr, family=family, proto=proto, flags=flags
+                loop,
+                local_addr,
+                type=socket.SOCK_STREAM,
+                family=family,
+                proto=proto,
+                flags=flags,
             )
             if not local_infos:
                 raise OSError("getaddrinfo() returned empty list")

@@ -110,13 +110,12 @@ async def resolve(
     address: Sequence[Any],
     *,
     family: int,
-    type: int = socket.SOCK_STREAM,
+    type: int,
     proto: int = 0,
     flags: int = 0,
 ) -> list[AddrInfo]:
-    """Resolve *address* (a stream socket's unless *type* says otherwise),
-    skipping the lookup for numeric hosts; otherwise through
-    ``loop.getaddrinfo`` (as asyncio does)."""
+    """Resolve *address* for a socket of *type*, skipping the lookup for numeric
+    hosts; otherwise through ``loop.getaddrinfo`` (as asyncio does)."""
     host, port = address[0], address[1]
     info = numeric_addrinfo(host, port, family, type, proto, *address[2:])
     if info is not None:

@@ -33,11 +33,12 @@ from .._backends import (
 from .._core._errors import log_exception_context, logger
 from .._core._host import Member
 from .._transports import _pipeline
+from .._transports._datagram import DatagramTransport
 from .._transports._pipe import ReadPipeTransport, WritePipeTransport
 from .._transports._stream import StreamTransport
 from .._transports._subprocess import SubprocessTransport
 from .._transports._tls import TLSOptions, check_timeouts
-from . import _connections, _dns, _pipes, _servers, _sockets
+from . import _connections, _datagrams, _dns, _pipes, _servers, _sockets
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
 from ._subprocesses import check_common_arguments, start_subprocess
@@ -548,6 +549,36 @@ class Loop(TrioBridge):
         )
 
     @trio_side
+    async def create_datagram_endpoint(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], _P],
+        local_addr: tuple[str, int] | str | None = None,
+        remote_addr: tuple[str, int] | str | None = None,
+        *,
+        family: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+        reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None,
+        sock: socket.socket | None = None,
+    ) -> tuple[DatagramTransport, _P]:
+        """Open a datagram endpoint (UDP over IPv4 or IPv6, or a Unix datagram
+        socket) and run a protocol over it, as
+        :meth:`asyncio.loop.create_datagram_endpoint`."""
+        return await _datagrams.create_datagram_endpoint(
+            self._host,
+            protocol_factory,
+            local_addr,
+            remote_addr,
+            family=family,
+            proto=proto,
+            flags=flags,
+            reuse_port=reuse_port,
+            allow_broadcast=allow_broadcast,
+            sock=sock,
+        )
+
+    @trio_side
     async def getaddrinfo(  # type: ignore[override]
         self,
         host: bytes | str | None,
@@ -1019,10 +1050,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
     "sendfile": (
         f"{_NOT_YET}: read the file and write() its bytes to the transport, or "
         "send it with loop.sock_sendfile() on a socket of your own"
-    ),
-    "create_datagram_endpoint": (
-        f"{_NOT_YET}: use anyio.create_udp_socket() or "
-        "anyio.create_connected_udp_socket()"
     ),
 }
 

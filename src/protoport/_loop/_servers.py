@@ -7,7 +7,6 @@ import errno
 import os
 import socket
 import ssl as _ssl
-import stat
 import sys
 from asyncio.trsock import TransportSocket
 from collections.abc import Callable, Iterable, Sequence
@@ -23,6 +22,7 @@ from .._transports._pipeline import connect_socket
 from .._transports._tls import TLSOptions
 from ._bridge import trio_side
 from ._dns import resolve
+from ._socket_setup import remove_stale_socket_file, set_reuse_port
 from ._tls_arguments import check_not_ssl_socket, check_only_with_ssl, server_tls
 
 #: How long accepting pauses on a socket after the process ran out of file
@@ -325,24 +325,14 @@ async def _resolve(
     family: int,
     flags: int,
 ) -> list[_AddrInfo]:
-    infos = await resolve(loop, (host, port), family=family, proto=0, flags=flags)
+    infos = await resolve(
+        loop, (host, port), family=family, type=socket.SOCK_STREAM, flags=flags
+    )
     if not infos:
         raise OSError(f"getaddrinfo({host!r}) returned empty list")
     return [
         (af, kind, proto, name, address) for af, kind, proto, name, address in infos
     ]
-
-
-def _set_reuse_port(sock: socket.socket) -> None:
-    if not hasattr(socket, "SO_REUSEPORT"):
-        raise ValueError("reuse_port not supported by socket module")
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    except OSError:
-        raise ValueError(
-            "reuse_port not supported by socket module, "
-            "SO_REUSEPORT defined but not implemented."
-        ) from None
 
 
 def _open_listening_sockets(
@@ -364,7 +354,7 @@ def _open_listening_sockets(
             if reuse_address:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, True)
             if reuse_port:
-                _set_reuse_port(sock)
+                set_reuse_port(sock)
             if keep_alive:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)
             if _HAS_IPV6 and af == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
@@ -464,17 +454,6 @@ async def create_server(
 # -- Unix ------------------------------------------------------------------------
 
 
-def _remove_stale_socket_file(path: _UnixPath) -> None:
-    try:
-        if stat.S_ISSOCK(os.stat(path).st_mode):
-            os.remove(path)
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        # The directory may let us create the socket but not look at it.
-        logger.error("Unable to check or remove stale UNIX socket %r: %r", path, exc)
-
-
 async def create_unix_server(
     loop_host: Host,
     protocol_factory: Callable[[], asyncio.BaseProtocol],
@@ -503,7 +482,7 @@ async def create_unix_server(
     if path is not None:
         fspath: _UnixPath = os.fspath(path)
         if not _is_abstract(fspath):
-            _remove_stale_socket_file(fspath)
+            remove_stale_socket_file(fspath)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             sock.bind(fspath)
