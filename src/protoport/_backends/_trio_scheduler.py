@@ -96,24 +96,39 @@ class Reactor:
 
     def dispatch(self, report: Callable[[dict[str, Any]], object]) -> bool:
         """Call back every ready descriptor; return whether there was one."""
-        callbacks = self._callbacks
-        writers = self._writers
         events = self._epoll.poll(0)
-        for fd, event in events:
+        if self._writers:
+            self._dispatch_both(events, report)
+            return bool(events)
+        # Readers only, the path of every read: any event calls the reader.
+        callbacks = self._callbacks
+        for fd, _ in events:
             callback = callbacks.get(fd)
-            if callback is not None and event != _WRITABLE:
+            if callback is None:
+                continue
+            try:
+                callback()
+            except Exception as exc:
+                report({"message": "Exception in a reader", "exception": exc})
+        return bool(events)
+
+    def _dispatch_both(
+        self,
+        events: list[tuple[int, int]],
+        report: Callable[[dict[str, Any]], object],
+    ) -> None:
+        for fd, event in events:
+            for callbacks, wanted, kind in (
+                (self._callbacks, _READABLE_OR_FAILED, "reader"),
+                (self._writers, _WRITABLE_OR_FAILED, "writer"),
+            ):
+                callback = callbacks.get(fd)
+                if callback is None or not event & wanted:
+                    continue
                 try:
                     callback()
                 except Exception as exc:
-                    report({"message": "Exception in a reader", "exception": exc})
-            if writers and event & _WRITABLE_OR_FAILED:
-                writer = writers.get(fd)
-                if writer is not None:
-                    try:
-                        writer()
-                    except Exception as exc:
-                        report({"message": "Exception in a writer", "exception": exc})
-        return bool(events)
+                    report({"message": f"Exception in a {kind}", "exception": exc})
 
     def close(self) -> None:
         self._callbacks.clear()
@@ -121,12 +136,10 @@ class Reactor:
         self._epoll.close()
 
 
-_WRITABLE = select.EPOLLOUT if hasattr(select, "epoll") else 0
-_WRITABLE_OR_FAILED = (
-    select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP
-    if hasattr(select, "epoll")
-    else 0
-)
+if hasattr(select, "epoll"):
+    _FAILED = select.EPOLLERR | select.EPOLLHUP
+    _READABLE_OR_FAILED = select.EPOLLIN | select.EPOLLRDHUP | _FAILED
+    _WRITABLE_OR_FAILED = select.EPOLLOUT | _FAILED
 
 
 class Scheduler:
