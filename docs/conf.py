@@ -29,6 +29,10 @@ exclude_patterns = ["_build", "_generated"]
 nitpicky = False
 
 autodoc_typehints = "description"
+# Types of the parameters an entry describes, and its return type: a list of
+# every parameter's type alone would repeat the signature, and would show the
+# constructor parameters of classes that only the loop makes.
+autodoc_typehints_description_target = "documented_params"
 autodoc_member_order = "bysource"
 
 html_theme = "alabaster"

@@ -24,6 +24,9 @@ class SocketStream(AnyIOSocketStream):
     directly, without waiting. protoport's transports use it for every socket
     they make; AnyIO's typed attributes (:class:`anyio.abc.SocketAttribute`) work
     as on AnyIO's own socket streams.
+
+    Make one with ``SocketStream(sock)``: ``from_socket()``, inherited from
+    AnyIO, makes AnyIO's own socket stream instead.
     """
 
     def __init__(self, sock: socket.socket) -> None:
@@ -39,6 +42,8 @@ class SocketStream(AnyIOSocketStream):
         return self._sock
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
+        """Wait for bytes and return at most *max_bytes* of them; raise
+        :exc:`anyio.EndOfStream` once the peer has closed its side."""
         if max_bytes < 1:
             raise ValueError("max_bytes must be a positive integer")
         if self._receiving:
@@ -72,6 +77,7 @@ class SocketStream(AnyIOSocketStream):
             self._receiving = False
 
     async def send(self, item: bytes | bytearray | memoryview) -> None:
+        """Send all of *item*, waiting while the socket's buffer is full."""
         view = memoryview(item).cast("B")
         while view:
             sent = await self.send_some(view)
@@ -107,6 +113,7 @@ class SocketStream(AnyIOSocketStream):
             self._sending = False
 
     async def send_eof(self) -> None:
+        """Shut the sending side down; receiving goes on."""
         self._check_open()
         try:
             self._sock.shutdown(socket.SHUT_WR)
@@ -115,6 +122,7 @@ class SocketStream(AnyIOSocketStream):
         await anyio.lowlevel.checkpoint()
 
     async def aclose(self) -> None:
+        """Close the socket (see :meth:`close_now`)."""
         self.close_now()
         await anyio.lowlevel.checkpoint()
 

@@ -63,6 +63,15 @@ class WriteBuffer:
     :param transport: included in the exception handler's context when given
     :param exception_handler: receives asyncio-style context dicts
     :raises ValueError: unless ``high >= low >= 0``
+
+    :ivar protocol: the *protocol* argument; assign to change it
+    :ivar transport: the *transport* argument
+    :ivar exception_handler: the *exception_handler* argument
+    :cvar default_high: the high watermark when neither limit is given (64 KiB);
+        a subclass may change it
+    :cvar pause_at_high: False; a subclass that sets it True pauses the protocol
+        when the size reaches the high watermark instead of exceeding it (what
+        asyncio's TLS transports do)
     """
 
     #: The high watermark when neither limit is given.

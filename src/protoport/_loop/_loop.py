@@ -235,9 +235,11 @@ class Loop(TrioBridge):
             self._task_group.cancel_scope.cancel()
 
     def is_running(self) -> bool:
+        """Whether the loop is running: inside its ``open_loop()`` block."""
         return self._running
 
     def is_closed(self) -> bool:
+        """Whether the loop is closed: its ``open_loop()`` block has ended."""
         return self._closed
 
     # -- transports ------------------------------------------------------------
@@ -835,6 +837,7 @@ class Loop(TrioBridge):
     # -- scheduling ------------------------------------------------------------
 
     def time(self) -> float:
+        """The loop's clock, in seconds: the clock of ``call_at()``."""
         return self._backend.time()
 
     def call_soon(
@@ -843,6 +846,9 @@ class Loop(TrioBridge):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.Handle:
+        """Arrange for ``callback(*args)`` to be called on the loop's next round,
+        in *context* (by default a copy of the current one), after the callbacks
+        already scheduled; return a handle that can cancel it."""
         return self._backend.call_soon(callback, *args, context=context)
 
     def call_later(
@@ -852,6 +858,8 @@ class Loop(TrioBridge):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
+        """Arrange for ``callback(*args)`` to be called after *delay* seconds;
+        return a handle that can cancel it."""
         if delay is None:
             raise TypeError("delay must not be None")
         return self.call_at(self.time() + delay, callback, *args, context=context)
@@ -863,6 +871,8 @@ class Loop(TrioBridge):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.TimerHandle:
+        """Arrange for ``callback(*args)`` to be called at *when*, a time of
+        :meth:`time`; return a handle that can cancel it."""
         if when is None:
             raise TypeError("when cannot be None")
         return self._backend.call_at(when, callback, *args, context=context)
@@ -873,12 +883,16 @@ class Loop(TrioBridge):
         *args: Unpack[_Ts],
         context: Context | None = None,
     ) -> asyncio.Handle:
+        """Like :meth:`call_soon`, but callable from any thread: the loop is
+        woken to run the callback."""
         return self._backend.call_soon_threadsafe(callback, *args, context=context)
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
         self._backend.timer_cancelled(handle)
 
     def create_future(self) -> asyncio.Future[Any]:
+        """Return a new :class:`asyncio.Future` of this loop (under Trio, one
+        that Trio tasks can await too)."""
         return self._backend.create_future()
 
     def create_task(  # type: ignore[override]
@@ -905,6 +919,7 @@ class Loop(TrioBridge):
         self._backend.set_task_factory(factory)
 
     def get_task_factory(self) -> Any:
+        """Return the task factory set with :meth:`set_task_factory`, or None."""
         return self._backend.get_task_factory()
 
     def run_in_executor(  # type: ignore[override]
@@ -982,9 +997,13 @@ class Loop(TrioBridge):
     # -- errors and debug ------------------------------------------------------
 
     def get_exception_handler(self) -> ExceptionHandler | None:
+        """Return the exception handler set with :meth:`set_exception_handler`,
+        or None for the default one."""
         return self._exception_handler
 
     def set_exception_handler(self, handler: ExceptionHandler | None) -> None:
+        """Make *handler*, called as ``handler(loop, context)``, receive what
+        :meth:`call_exception_handler` reports; None restores the default."""
         if handler is not None and not callable(handler):
             raise TypeError(f"A callable object or None is expected, got {handler!r}")
         self._exception_handler = handler
@@ -999,6 +1018,10 @@ class Loop(TrioBridge):
             log_exception_context(context)
 
     def call_exception_handler(self, context: dict[str, Any]) -> None:
+        """Report *context* (a dict with ``message`` and optionally
+        ``exception``, ``transport``, ``protocol``...) to the exception handler, or
+        to :meth:`default_exception_handler` when none is set. An error of the
+        handler is logged, never raised."""
         handler = self._exception_handler
         try:
             if handler is None:
@@ -1029,9 +1052,12 @@ class Loop(TrioBridge):
                 )
 
     def get_debug(self) -> bool:
+        """Whether debug mode is on (off by default)."""
         return self._debug
 
     def set_debug(self, enabled: bool) -> None:
+        """Turn debug mode on or off: when on, asyncio's handles and futures
+        record where they were made, and more is logged."""
         self._debug = enabled
 
 
@@ -1067,8 +1093,12 @@ def _not_implemented(name: str, rest: str) -> Callable[..., Any]:
 
     asyncio_method = getattr(asyncio.AbstractEventLoop, name)
     chosen = coroutine_method if inspect.iscoroutinefunction(asyncio_method) else method
+    # asyncio's signature, for help() and the API reference.
+    functools.update_wrapper(chosen, asyncio_method, assigned=())
     chosen.__name__ = name
     chosen.__qualname__ = f"Loop.{name}"
+    rest_rst = rest.replace("`", "``")
+    chosen.__doc__ = f"Raises :exc:`NotImplementedError`. This method {rest_rst}."
     return chosen
 
 

@@ -114,9 +114,11 @@ class Server(asyncio.AbstractServer):
         return self._sockets is None
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
+        """Return the loop the server belongs to."""
         return self._loop
 
     def is_serving(self) -> bool:
+        """Whether the server is accepting connections."""
         return self._serving
 
     @property

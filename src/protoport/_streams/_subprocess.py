@@ -145,9 +145,13 @@ class Process:
         self._transport.send_signal(signal)
 
     def terminate(self) -> None:
+        """Send ``SIGTERM`` to the child (:exc:`ProcessLookupError` once it
+        has exited)."""
         self._transport.terminate()
 
     def kill(self) -> None:
+        """Send ``SIGKILL`` to the child (:exc:`ProcessLookupError` once it
+        has exited)."""
         self._transport.kill()
 
     async def _feed_stdin(self, input: bytes | None) -> None:

@@ -57,12 +57,16 @@ class FlowControl(asyncio.Protocol):
         self._connection_lost = False
 
     def pause_writing(self) -> None:
+        """Called when the transport's write buffer passes its high
+        watermark: from now on :meth:`StreamWriter.drain` waits."""
         assert not self._paused
         self._paused = True
         if self._loop.get_debug():
             logger.debug("%r pauses writing", self)
 
     def resume_writing(self) -> None:
+        """Called when the transport's write buffer is down to its low
+        watermark: the waiting :meth:`StreamWriter.drain` calls return."""
         assert self._paused
         self._paused = False
         if self._loop.get_debug():
@@ -72,6 +76,8 @@ class FlowControl(asyncio.Protocol):
                 waiter.set_result(None)
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        """End the waiting :meth:`StreamWriter.drain` calls, with *exc* if it
+        is not None."""
         self._connection_lost = True
         # Only a paused writer has drain() calls waiting.
         if not self._paused:
@@ -162,6 +168,8 @@ class StreamReaderProtocol(FlowControl):
             replace_transport(reader, transport)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Give *transport* to the reader and, when there is a
+        *client_connected_cb*, call it with the reader and a new writer."""
         if self._reject_connection:
             context: dict[str, Any] = {
                 "message": (
@@ -208,6 +216,8 @@ class StreamReaderProtocol(FlowControl):
         self._strong_reader = None
 
     def connection_lost(self, exc: BaseException | None) -> None:
+        """Feed the end of the stream to the reader, or set *exc* as its
+        exception, and complete :meth:`StreamWriter.wait_closed`."""
         reader = self._stream_reader
         if reader is not None:
             if exc is None:
@@ -225,12 +235,15 @@ class StreamReaderProtocol(FlowControl):
         self._transport = None
 
     def data_received(self, data: bytes) -> None:
+        """Feed *data* to the reader."""
         # The _stream_reader property, inlined: this runs for every read.
         reader_wr = self._stream_reader_wr
         if reader_wr is not None and (reader := reader_wr()) is not None:
             reader.feed_data(data)
 
     def eof_received(self) -> bool:
+        """Feed the end of the stream to the reader; keep the transport open
+        for writing (half-closed), except over TLS."""
         reader = self._stream_reader
         if reader is not None:
             reader.feed_eof()
@@ -310,6 +323,7 @@ class StreamWriter:
         return self._transport.write_eof()
 
     def can_write_eof(self) -> bool:
+        """Whether the transport supports :meth:`write_eof` (not over TLS)."""
         return self._transport.can_write_eof()
 
     def close(self) -> None:
@@ -317,6 +331,7 @@ class StreamWriter:
         return self._transport.close()
 
     def is_closing(self) -> bool:
+        """Whether the transport is closing or closed."""
         return self._transport.is_closing()
 
     async def wait_closed(self) -> None:
@@ -325,6 +340,8 @@ class StreamWriter:
         await self._protocol._get_close_waiter(self)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """Return the transport's information *name* (``peername``, ``socket``,
+        ``ssl_object``...), or *default*."""
         return self._transport.get_extra_info(name, default)
 
     async def drain(self) -> None:

@@ -95,9 +95,11 @@ class TransportBase(asyncio.BaseTransport):
     # -- protocol --------------------------------------------------------------
 
     def get_protocol(self) -> asyncio.BaseProtocol:
+        """Return the protocol the transport calls."""
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Make the transport call *protocol* from now on."""
         self._protocol = protocol
 
     def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
@@ -109,9 +111,12 @@ class TransportBase(asyncio.BaseTransport):
     # -- closing ---------------------------------------------------------------
 
     def is_closing(self) -> bool:
+        """Whether the transport is closing or closed."""
         return self._life is not _OPEN
 
     def close(self) -> None:
+        """Close the transport: buffered bytes are still sent, nothing more is
+        received, then ``connection_lost(None)`` is called. Idempotent."""
         if self._life is not Life.OPEN:
             return
         self._life = Life.CLOSING
@@ -119,6 +124,8 @@ class TransportBase(asyncio.BaseTransport):
         self._close_io()
 
     def abort(self) -> None:
+        """Close the transport at once: buffered bytes are dropped, and
+        ``connection_lost(None)`` is called on the loop's next round."""
         self._force_close(None)
 
     def _force_close(self, exc: BaseException | None) -> None:

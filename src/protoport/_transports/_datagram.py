@@ -54,7 +54,9 @@ class DatagramTransport(TransportBase, asyncio.DatagramTransport):
     handler, and the endpoint keeps serving too.
 
     :meth:`start` and :meth:`finish` are for the loop that owns the transport.
-    """
+
+    ``start()``, ``finish()`` and ``belongs_to()`` serve the loop that owns
+    the transport."""
 
     __slots__ = (
         "_address",
@@ -243,6 +245,9 @@ class DatagramTransport(TransportBase, asyncio.DatagramTransport):
     def sendto(
         self, data: bytes | bytearray | memoryview, addr: _Address = None
     ) -> None:
+        """Send *data* as one datagram to *addr* (None: the connected peer), as
+        :meth:`asyncio.DatagramTransport.sendto`; what the kernel refuses now is
+        queued."""
         if type(data) is not bytes:
             check_bytes_like(data)
         address = self._address
@@ -325,22 +330,30 @@ class DatagramTransport(TransportBase, asyncio.DatagramTransport):
         self._host.invoke(self._buffer.release, len(data) + DATAGRAM_OVERHEAD)
 
     def abort(self) -> None:
+        """Close at once: queued datagrams are dropped; ``connection_lost(None)``
+        follows."""
         self._force_close(None)
 
     def get_write_buffer_size(self) -> int:
+        """Bytes of the datagrams queued and not yet sent (each counted with its
+        overhead, as asyncio counts it)."""
         return self._buffer.size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
+        """Return ``(low, high)``, the queue's watermarks."""
         return self._buffer.get_write_buffer_limits()
 
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
+        """Set the queue's watermarks, as
+        :meth:`asyncio.WriteTransport.set_write_buffer_limits`."""
         self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- protocol --------------------------------------------------------------
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Deliver to *protocol* from now on."""
         super().set_protocol(protocol)
         self._buffer.protocol = protocol
 

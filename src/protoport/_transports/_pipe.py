@@ -164,7 +164,9 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
     Each read is delivered to ``data_received()`` at once. At the end of the pipe
     the protocol receives ``eof_received()`` and then ``connection_lost(None)``,
     whatever ``eof_received()`` returns: a pipe has no side left to keep open.
-    """
+
+    ``start()``, ``finish()`` and ``belongs_to()`` serve the loop that owns
+    the transport."""
 
     __slots__ = ("_reading_paused",)
 
@@ -207,15 +209,18 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
     def is_reading(self) -> bool:
+        """Whether the pipe is being read (not paused, not closing)."""
         return self._wants_readability()
 
     def pause_reading(self) -> None:
+        """Stop delivering data until :meth:`resume_reading`."""
         if not self.is_reading():
             return
         self._reading_paused = True
         self._update_registration()
 
     def resume_reading(self) -> None:
+        """Deliver data again after :meth:`pause_reading`."""
         if self._life is not Life.OPEN or not self._reading_paused:
             return
         self._reading_paused = False
@@ -243,7 +248,9 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
     end never has anything to read): the transport watches for that, and the
     protocol receives ``connection_lost(BrokenPipeError())`` if bytes were still
     buffered, ``connection_lost(None)`` if not.
-    """
+
+    ``start()``, ``finish()`` and ``belongs_to()`` serve the loop that owns
+    the transport."""
 
     __slots__ = ("_buffer", "_watch_peer", "_write_scope", "_writing")
 
@@ -294,6 +301,7 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
     # -- writing ---------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Write *data* to the pipe; it never blocks (see the class)."""
         if type(data) is not bytes:
             check_bytes_like(data)
         if not data:
@@ -318,6 +326,7 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
         self._host.invoke(self._buffer.append, data)
 
     def writelines(self, list_of_data: Any) -> None:
+        """Write every item of *list_of_data*, as one write."""
         items = list(list_of_data)
         for item in items:
             check_bytes_like(item)
@@ -350,20 +359,26 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
             self._call_connection_lost()
 
     def can_write_eof(self) -> bool:
+        """True: a pipe can be closed for writing."""
         return True
 
     def write_eof(self) -> None:
+        """Close the pipe once the buffered bytes are written."""
         self.close()
 
     def get_write_buffer_size(self) -> int:
+        """Bytes accepted by :meth:`write` and not yet written to the pipe."""
         return self._buffer.size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
+        """Return ``(low, high)``, the buffer's watermarks."""
         return self._buffer.get_write_buffer_limits()
 
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
+        """Set the buffer's watermarks, as
+        :meth:`asyncio.WriteTransport.set_write_buffer_limits`."""
         self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- closing ---------------------------------------------------------------

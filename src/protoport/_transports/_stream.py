@@ -59,16 +59,18 @@ class StreamTransport(TransportBase, asyncio.Transport):
     """An :class:`asyncio.Transport` that drives a protocol over an AnyIO
     :class:`~anyio.abc.ByteStream`.
 
-    Created by :meth:`protoport.Loop.connect_stream`. ``write()`` never blocks: the
-    bytes go to the socket at once when it takes them without waiting, and otherwise
-    into a :class:`~protoport.WriteBuffer` that a writer task drains. On
-    protoport's own sockets the loop's reactor calls the transport when the socket
-    is readable, and one read is delivered at once, as a selector loop does; on any
-    other stream a reader task feeds ``data_received()`` (or
-    ``get_buffer()``/``buffer_updated()``).
+    The loop makes one for every connection: :meth:`protoport.Loop.connect_stream`,
+    ``create_connection()``, the connections a server accepts. ``write()`` never
+    blocks: the bytes go to the socket at once when it takes them without waiting,
+    and otherwise into a :class:`~protoport.WriteBuffer` that a writer task drains.
+    On protoport's own sockets the loop's reactor calls the transport when the
+    socket is readable, and one read is delivered at once, as a selector loop does;
+    on any other stream a reader task feeds ``data_received()`` (or
+    ``get_buffer()``/``buffer_updated()``). A TLS connection's transport is a
+    subclass that cannot half-close: its ``can_write_eof()`` is False.
 
-    :meth:`start`, :meth:`finish` and :meth:`hand_over` are for the loop that
-    owns the transport.
+    ``start()``, ``finish()``, ``hand_over()`` and ``belongs_to()`` serve the loop
+    that owns the transport; they are not part of the transport's API.
     """
 
     __slots__ = (
@@ -391,15 +393,20 @@ class StreamTransport(TransportBase, asyncio.Transport):
             await self._resumed.wait()
 
     def is_reading(self) -> bool:
+        """Whether the transport is receiving: open and not paused."""
         return not self._reading_paused and self._life is _OPEN
 
     def pause_reading(self) -> None:
+        """Stop calling ``data_received()`` until :meth:`resume_reading`; the
+        peer is held back by the kernel's buffers. Does nothing when paused or
+        closing."""
         if self._life is not _OPEN or self._reading_paused:
             return
         self._reading_paused = True
         self._update_registration()
 
     def resume_reading(self) -> None:
+        """Deliver received bytes again after :meth:`pause_reading`."""
         if self._life is not _OPEN or not self._reading_paused:
             return
         self._reading_paused = False
@@ -477,6 +484,9 @@ class StreamTransport(TransportBase, asyncio.Transport):
     # -- writing ---------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        """Send *data* without blocking: what the stream does not take at once
+        is buffered, and the protocol's ``pause_writing()`` is called when the
+        buffer passes the high watermark."""
         if type(data) is not bytes:
             data = self._writable_bytes(data)
         elif self._eof_requested:
@@ -521,6 +531,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
     def writelines(
         self, list_of_data: Iterable[bytes | bytearray | memoryview]
     ) -> None:
+        """Write the items of *list_of_data*, joined, as one :meth:`write`."""
         if self._eof_requested:
             raise RuntimeError("Cannot call writelines() after write_eof()")
         items = list(list_of_data)
@@ -576,23 +587,30 @@ class StreamTransport(TransportBase, asyncio.Transport):
             await wakeup.wait()
 
     def can_write_eof(self) -> bool:
+        """True: :meth:`write_eof` is supported (not by the TLS transport)."""
         return True
 
     def write_eof(self) -> None:
+        """Close the write side once the buffered bytes are sent; receiving goes
+        on."""
         if self._life is not _OPEN or self._eof_requested:
             return
         self._eof_requested = True
         self._wake_writer()
 
     def get_write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the stream."""
         return self._buffer.size
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
+        """Return the watermarks as ``(low, high)``."""
         return self._buffer.get_write_buffer_limits()
 
     def set_write_buffer_limits(
         self, high: int | None = None, low: int | None = None
     ) -> None:
+        """Set the watermarks of write flow control, with asyncio's defaults
+        (*high* 64 KiB, or ``4 * low``; *low* ``high // 4``)."""
         self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- closing ---------------------------------------------------------------
@@ -620,6 +638,8 @@ class StreamTransport(TransportBase, asyncio.Transport):
     # -- protocol ----------------------------------------------------------------
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Make the transport call *protocol* from now on (as a
+        :class:`asyncio.BufferedProtocol` if it is one)."""
         super().set_protocol(protocol)
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
         self._buffer.protocol = protocol

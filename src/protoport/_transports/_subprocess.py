@@ -62,8 +62,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     is involved. The child is reaped by this transport, so its pid is never
     another process's while :meth:`send_signal` may use it.
 
-    :meth:`start`, :meth:`abort` and :meth:`finish` are for the loop that owns
-    the transport: leaving the loop kills a child still running and reaps it.
+    ``start()``, ``abort()``, ``finish()`` and ``add_exit_waiter()`` are for the
+    loop that owns the transport (leaving the loop kills a child still running
+    and reaps it); ``pipe_data_received()`` and ``pipe_connection_lost()`` are
+    called by the transports of the child's pipes.
     """
 
     __slots__ = (
@@ -266,18 +268,24 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     # -- asyncio's methods -----------------------------------------------------
 
     def get_protocol(self) -> asyncio.BaseProtocol:
+        """The :class:`asyncio.SubprocessProtocol` driven by this transport."""
         return self._protocol
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        """Drive *protocol* from now on."""
         self._protocol = protocol
 
     def get_pid(self) -> int:
+        """The child's process id."""
         return self._pid
 
     def get_returncode(self) -> int | None:
+        """The child's exit status, or None while it runs."""
         return self._returncode
 
     def get_pipe_transport(self, fd: int) -> PipeTransport | None:
+        """The transport of the child's pipe *fd* (0, 1 or 2), or None when it is not a
+        pipe."""
         return self._pipes.get(fd)
 
     def send_signal(self, signal: int) -> None:
@@ -290,12 +298,15 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._popen.send_signal(signal)
 
     def terminate(self) -> None:
+        """Send ``SIGTERM`` to the child, as :meth:`subprocess.Popen.terminate`."""
         self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
+        """Send ``SIGKILL`` to the child, as :meth:`subprocess.Popen.kill`."""
         self.send_signal(signal.SIGKILL)
 
     def is_closing(self) -> bool:
+        """Whether :meth:`close` was called or the transport is done."""
         return self._closed
 
     def close(self) -> None:

@@ -181,10 +181,12 @@ class TLSTransport(StreamTransport):
             super().write(b"".join(items))
 
     def can_write_eof(self) -> bool:
+        """False: TLS cannot half-close."""
         return False
 
     def write_eof(self) -> None:
-        # As asyncio's TLS transport: no message.
+        """Raise :exc:`NotImplementedError` (without a message, as asyncio's
+        TLS transport does)."""
         raise NotImplementedError
 
     def _eof_received(self) -> None:
