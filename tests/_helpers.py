@@ -5,6 +5,7 @@ compatibility-suite tests."""
 
 from __future__ import annotations
 
+import array
 import asyncio
 import re
 import socket
@@ -164,6 +165,49 @@ def collect_errors(loop: Any) -> list[dict[str, Any]]:
 def exactly(message: str) -> str:
     """A ``match=`` pattern for exactly *message*."""
     return f"^{re.escape(message)}$"
+
+
+# -- writelines(), as asyncio's socket transports have it since Python 3.12 ------------
+
+
+def _not_bytes_like(type_name: str) -> tuple[type[Exception], str]:
+    return TypeError, f"memoryview: a bytes-like object is required, not {type_name!r}"
+
+
+# (what is passed, a factory of it for one-shot iterators), then what asyncio
+# 3.13 does: the bytes written, or the exception type and message.
+_Outcome = bytes | tuple[type[Exception], str]
+WRITELINES_CASES: list[tuple[Callable[[], Any], _Outcome]] = [
+    (lambda: None, b""),
+    (list, b""),
+    (lambda: [b""], b""),
+    (lambda: [b"one,", bytearray(b"two,"), memoryview(b"three,")], b"one,two,three,"),
+    (lambda: (f"{n};".encode() for n in range(3)), b"0;1;2;"),
+    (lambda: [array.array("B", b"array,")], b"array,"),
+    (lambda: [None], _not_bytes_like("NoneType")),
+    (lambda: [b"good", 1], _not_bytes_like("int")),
+    (lambda: [b"good", "text"], _not_bytes_like("str")),
+    (lambda: b"bytes", _not_bytes_like("int")),
+    (lambda: (x for x in [b"good", 2]), _not_bytes_like("int")),
+    (lambda: 5, (TypeError, "'int' object is not iterable")),
+]
+
+
+def check_writelines(writelines: Callable[[Any], object]) -> bytes:
+    """Call *writelines* with each of ``WRITELINES_CASES``, checking that it
+    raises what asyncio raises; return the bytes it must have written (nothing
+    from a call that raised)."""
+    written = b""
+    for make, outcome in WRITELINES_CASES:
+        argument = make()
+        if isinstance(outcome, bytes):
+            writelines(argument)
+            written += outcome
+        else:
+            error, message = outcome
+            with pytest.raises(error, match=exactly(message)):
+                writelines(argument)
+    return written
 
 
 # -- recording protocols -------------------------------------------------------------

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import math
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
 import pytest
+import trio
+import trio.testing
 
 import protoport
-from _helpers import Recorder, wait_until
+from _helpers import Recorder, exactly, wait_until
 from _streams import memory_stream_pair, socket_stream_pair
 from conftest import open_fds
 
@@ -328,6 +331,104 @@ async def test_normal_exit_flushes_a_closing_transport_before_connection_lost() 
         assert len(reader.received) >= len(payload) - 16
     assert bytes(reader.received) == payload
     assert reader.ended == ["eof"]
+
+
+async def _closing_for_a_peer_that_never_reads(
+    loop: protoport.Loop, kind: str, peers: list[Any]
+) -> Recorder:
+    """A transport closed with more buffered than its peer will ever take."""
+    if kind == "socket":  # protoport's own socket
+        local, peer = socket.socketpair()
+        transport, recorder = await loop.connect_accepted_socket(Recorder, local)
+        payload = b"x" * (12 << 20)
+    else:
+        local_stream, peer = memory_stream_pair(16)
+        transport, recorder = await loop.connect_stream(Recorder, local_stream)
+        payload = b"x" * 1024
+    peers.append(peer)
+    transport.write(payload)
+    transport.close()
+    await anyio.sleep(0.01)
+    assert transport.get_write_buffer_size() > 0
+    return recorder
+
+
+@pytest.mark.parametrize("exit_timeout", [0.1, 0])
+@pytest.mark.parametrize("kind", ["socket", "memory"])
+async def test_a_normal_exit_aborts_what_still_flushes_after_exit_timeout(
+    kind: str, exit_timeout: float
+) -> None:
+    # It waited forever (asyncio.run() drops such a transport at once, without
+    # connection_lost()).
+    fds_before = open_fds()
+    peers: list[Any] = []
+    with anyio.fail_after(5):
+        async with protoport.open_loop(exit_timeout=exit_timeout) as loop:
+            flushing = [
+                await _closing_for_a_peer_that_never_reads(loop, kind, peers)
+                for _ in range(2)
+            ]
+            a, _b = memory_stream_pair()
+            _, idle = await loop.connect_stream(Recorder, a)
+            start = anyio.current_time()
+        elapsed = anyio.current_time() - start
+    assert exit_timeout - 0.05 <= elapsed < exit_timeout + 1
+    for recorder in [*flushing, idle]:
+        assert recorder.trace == ["made", ("lost", None)]
+    for peer in peers:
+        if kind == "socket":
+            peer.close()
+    assert open_fds() == fds_before
+
+
+async def test_exit_timeout_none_waits_for_the_flush() -> None:
+    payload = bytes(range(256)) * 64
+    reader = SlowReader()
+
+    async def read_later(stream: Any) -> None:
+        await anyio.sleep(0.1)
+        await reader.read(stream)
+
+    async with anyio.create_task_group() as tg:
+        a, b = memory_stream_pair(16)
+        async with protoport.open_loop(exit_timeout=None) as loop:
+            transport, recorder = await loop.connect_stream(Recorder, a)
+            transport.write(payload)
+            transport.close()
+            tg.start_soon(read_later, b)
+        assert recorder.trace == ["made", ("lost", None)]
+    assert bytes(reader.received) == payload
+    assert reader.ended == ["eof"]
+
+
+def _virtual_trio() -> Any:
+    # Jump the clock only after a real pause, so that I/O in flight does not
+    # count as idleness.
+    clock = trio.testing.MockClock(autojump_threshold=0.05)
+    return pytest.param(("trio", {"clock": clock}), id="trio-virtual-clock")
+
+
+@pytest.mark.parametrize("anyio_backend", [_virtual_trio()])
+async def test_exit_timeout_is_30_seconds_by_default() -> None:
+    peers: list[Any] = []
+    with anyio.fail_after(60):  # on the virtual clock
+        async with protoport.open_loop() as loop:
+            recorder = await _closing_for_a_peer_that_never_reads(loop, "socket", peers)
+            start = trio.current_time()
+    assert trio.current_time() - start == pytest.approx(30, abs=1)
+    assert recorder.trace == ["made", ("lost", None)]
+    peers[0].close()
+
+
+@pytest.mark.parametrize("exit_timeout", [-1, -0.5, math.nan])
+def test_exit_timeout_must_not_be_negative(exit_timeout: float) -> None:
+    with pytest.raises(
+        ValueError,
+        match=exactly(
+            f"exit_timeout must be None or a number >= 0, got {exit_timeout!r}"
+        ),
+    ):
+        protoport.open_loop(exit_timeout=exit_timeout)
 
 
 @pytest.mark.parametrize("mode", ["exception", "cancel_scope"])

@@ -15,6 +15,7 @@ import uuid
 from asyncio.trsock import TransportSocket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -361,6 +362,30 @@ async def test_create_server_argument_checks(
             await loop.create_server(Factory(Echo), **kwargs)
         assert not loop._servers
     assert open_fds() == before
+
+
+@pytest.mark.parametrize("family", ["tcp", "unix"])
+async def test_a_backlog_listen_rejects_closes_the_sockets_at_once(
+    family: str, tmp_path: Path
+) -> None:
+    # As asyncio, listen() raises its TypeError; the listening sockets were left
+    # open until the loop closed (or the garbage collector came: the error is
+    # kept here, and its traceback with it).
+    path = tmp_path / "server.sock"
+    async with protoport.open_loop() as loop:
+        before = open_fds()
+        if family == "tcp":  # every interface: one socket per family
+            create = partial(loop.create_server, Factory(Echo), None, 0)
+        else:
+            create = partial(loop.create_unix_server, Factory(Echo), path)
+        with pytest.raises(
+            TypeError, match=exactly("'str' object cannot be interpreted as an integer")
+        ) as info:
+            await create(backlog="x")
+        assert open_fds() == before
+        assert not loop._servers
+        assert not path.exists()
+        del info
 
 
 def unix_argument_errors() -> list[Any]:
@@ -762,6 +787,34 @@ async def test_failing_protocol_factory_is_reported_and_serving_goes_on() -> Non
             ("lost", None),
         ]
         assert open_fds() == fds
+
+
+async def test_a_factory_returning_none_leaves_nothing_behind() -> None:
+    # Its transport is neither registered nor started: the loop's exit later
+    # had it fail, tearing every connection down.
+    async with protoport.open_loop() as loop:
+        fds = open_fds()
+        tasks = len(anyio.get_running_tasks())
+        errors = collect_errors(loop)
+        server = await loop.create_server(lambda: None, "127.0.0.1", 0)  # type: ignore[arg-type,return-value]
+        tasks_serving = len(anyio.get_running_tasks())
+        for _ in range(3):
+            refused = await connect(port_of(server))
+            assert await read_until_closed(refused) == b""
+            await refused.aclose()
+        await wait_until(lambda: len(errors) == 3)
+        assert len(anyio.get_running_tasks()) == tasks_serving
+        for context in errors:
+            assert context["message"] == (
+                "Error on transport creation for incoming connection"
+            )
+            assert isinstance(context["exception"], AttributeError)
+            assert context["socket"].fileno() == -1
+        server.close()
+        await wait_closed(server)
+        assert open_fds() == fds
+        # (the accept task ends once it sees the close)
+        await wait_until(lambda: len(anyio.get_running_tasks()) == tasks)
 
 
 class FlakySocket(socket.socket):

@@ -182,6 +182,30 @@ async def test_feed_data_after_feed_eof_is_an_assertion() -> None:
             reader.feed_data(b"x")
 
 
+def _fed(reader: Any, data: Any) -> tuple[Any, ...]:
+    """What ``reader.feed_data(data)`` does: the error, or the buffer after it."""
+    try:
+        reader.feed_data(data)
+    except Exception as exc:
+        return type(exc), str(exc)
+    return ("buffer", bytes(reader._buffer))
+
+
+@pytest.mark.parametrize(
+    "data",
+    ["text", "", 5, 2.5, None, object(), [104, 105], b"bytes", bytearray(b"ba")],
+    ids=["str", "empty-str", "int", "float", "None", "object", "ints", "bytes", "ba"],
+)
+async def test_feed_data_takes_and_refuses_what_asyncio_s_does(data: Any) -> None:
+    # What bytearray.extend() takes and raises: "expected iterable of integers;
+    # got: 'str'" for a str on 3.13 (protoport said "can't concat str to
+    # bytearray").
+    async with protoport.open_loop() as loop:
+        ours = _fed(StreamReader(loop=loop), data)
+        asyncio_s = _fed(asyncio.StreamReader(loop=loop), data)  # type: ignore[arg-type]
+    assert ours == asyncio_s
+
+
 async def test_set_transport_only_once() -> None:
     async with protoport.open_loop() as loop:
         reader = StreamReader(loop=loop)

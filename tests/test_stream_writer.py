@@ -16,7 +16,15 @@ import pytest
 from anyio.streams.tls import TLSStream
 
 import protoport
-from _helpers import collect_errors, open_pair, read_to_eof, receive_exactly, wait_until
+from _helpers import (
+    check_writelines,
+    collect_errors,
+    open_pair,
+    read_exactly,
+    read_to_eof,
+    receive_exactly,
+    wait_until,
+)
 from _streams import memory_stream_pair, socket_stream_pair
 from protoport import (
     StreamReader,
@@ -53,6 +61,16 @@ async def test_write_writelines_write_eof(kind: str) -> None:
         assert await reader.read() == b"reply"
         writer.close()
         await writer.wait_closed()
+
+
+async def test_writelines_takes_and_refuses_what_asyncio_does(kind: str) -> None:
+    local, peer = await open_pair(kind)
+    async with peer, protoport.open_loop():
+        _reader, writer = await open_stream_pair(local)
+        expected = check_writelines(writer.writelines) + b"end"
+        writer.write(b"end")
+        assert await read_exactly(peer, len(expected)) == expected
+        writer.close()
 
 
 async def test_write_errors_are_the_transports() -> None:

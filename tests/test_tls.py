@@ -33,6 +33,8 @@ import protoport
 from _helpers import (
     Factory,
     JoiningRecorder,
+    Recorder,
+    check_writelines,
     collect_errors,
     exactly,
     listener,
@@ -580,14 +582,14 @@ async def test_no_half_close_and_asyncio_s_write_errors(
         with pytest.raises(TypeError) as type_info:
             transport.write("text")  # type: ignore[arg-type]
         assert str(type_info.value) == "data: expecting a bytes-like instance, got str"
-        # (asyncio fails later, on len(); the type is the same)
-        with pytest.raises(TypeError):
-            transport.writelines([b"ok", 1])  # type: ignore[list-item]
+        # As asyncio's socket transports (its TLS transport fails later, on
+        # len(), takes str, and ends the connection on a bad item).
+        written = check_writelines(transport.writelines)
         transport.write(b"")
         # Still open and working.
         assert not transport.is_closing()
         transport.write(memoryview(b"still working"))
-        await wait_until(lambda: client.received() == b"still working")
+        await wait_until(lambda: client.received() == written + b"still working")
         transport.close()
         await client.wait_lost()
         server.close()
@@ -1311,7 +1313,15 @@ async def test_start_tls_handshake_failure(server_context: ssl.SSLContext) -> No
         untrusting = ssl.create_default_context()
         with pytest.raises(ssl.SSLCertVerificationError) as info:
             await loop.start_tls(plain, client, untrusting, server_hostname="localhost")
-        await wait_until(lambda: client.lost.is_set() and servers[0].lost.is_set())
+        # The server's task hears of its start_tls() failing after its protocol
+        # heard of the connection's end.
+        await wait_until(
+            lambda: (
+                client.lost.is_set()
+                and servers[0].lost.is_set()
+                and servers[0].error is not None
+            )
+        )
         server.close()
     assert plain.is_closing()
     # The protocol is told: the connection is lost with the handshake's error.
@@ -1356,6 +1366,123 @@ async def test_start_tls_handshake_timeout() -> None:
         "SSL handshake is taking longer than 0.2 seconds: aborting the connection"
     )
     assert client.trace == ["made", ("lost", info.value)]
+
+
+async def test_start_tls_after_close_does_not_upgrade(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    # The peer is ready to upgrade: the closed transport was upgraded anyway,
+    # its protocol told connection_lost(None), then data_received(), then
+    # connection_lost() again.
+    servers: list[StartTLSServer] = []
+    async with protoport.open_loop() as loop:
+        calls = collect_errors(loop)
+
+        def factory() -> StartTLSServer:
+            servers.append(StartTLSServer(loop, server_context))
+            return servers[-1]
+
+        server = await loop.create_server(factory, HOST, 0)
+        plain, client = await loop.create_connection(
+            JoiningRecorder, HOST, port_of(server)
+        )
+        plain.write(b"STARTTLS\n")
+        await wait_until(lambda: client.received() == b"OK\n")
+        plain.close()
+        with pytest.raises(ConnectionResetError, match=exactly("Connection lost")):
+            await loop.start_tls(
+                plain, client, client_context, server_hostname="localhost"
+            )
+        await client.wait_lost()
+        await wait_until(lambda: servers[0].lost.is_set())
+        await settle()
+        server.close()
+    assert client.trace == ["made", ("data", b"OK\n"), ("lost", None)]
+    assert calls == []
+
+
+def _recv_until_closed(sock: socket.socket) -> int:
+    """Read *sock* until its peer is gone; return how many bytes came."""
+    sock.settimeout(5)
+    total = 0
+    while True:
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            return total
+        if not chunk:
+            return total
+        total += len(chunk)
+
+
+@pytest.mark.parametrize("end", ["close", "abort"])
+@pytest.mark.parametrize("when", ["before", "during the hand-over"])
+async def test_start_tls_on_a_transport_that_ends_refuses_and_leaves_nothing(
+    client_context: ssl.SSLContext, end: str, when: str
+) -> None:
+    # start_tls() raises, the protocol is told connection_lost() once, and the
+    # socket is closed at once (after abort() it stayed open, with a task, until
+    # the loop closed). The peer never speaks TLS: an upgrade would time out.
+    payload = b"x" * (4 << 20)  # more than the socket takes at once
+    async with protoport.open_loop() as loop:
+        calls = collect_errors(loop)
+        fds = open_fds()
+        tasks = len(anyio.get_running_tasks())
+        local, peer = socket.socketpair()
+        plain, client = await loop.connect_accepted_socket(Recorder, local)
+        received: list[int] = []
+
+        async def upgrade() -> None:
+            with pytest.raises(ConnectionResetError, match=exactly("Connection lost")):
+                await loop.start_tls(
+                    plain,
+                    client,
+                    client_context,
+                    server_hostname="localhost",
+                    ssl_handshake_timeout=1,
+                )
+
+        async def read_peer() -> None:
+            received.append(await anyio.to_thread.run_sync(_recv_until_closed, peer))
+
+        async with anyio.create_task_group() as tg:
+            if when == "before":
+                getattr(plain, end)()
+                await upgrade()
+            else:
+                plain.write(payload)
+                tg.start_soon(upgrade)
+                await settle()  # the hand-over waits for the writer
+                getattr(plain, end)()
+            tg.start_soon(read_peer)
+        await client.wait_lost()
+        peer.close()
+        await settle()
+        assert open_fds() == fds
+        assert len(anyio.get_running_tasks()) == tasks
+    assert client.trace == ["made", ("lost", None)]
+    if when == "before":
+        assert received == [0]
+    elif end == "close":
+        assert received == [len(payload)]  # close() sent what was buffered
+    assert calls == []
+
+
+async def test_a_cancelled_start_tls_hand_over_loses_the_connection_once(
+    client_context: ssl.SSLContext,
+) -> None:
+    async with protoport.open_loop() as loop:
+        fds = open_fds()
+        local, peer = socket.socketpair()
+        plain, client = await loop.connect_accepted_socket(Recorder, local)
+        plain.write(b"x" * (4 << 20))  # the hand-over waits for the writer
+        with anyio.move_on_after(0.1) as scope:
+            await loop.start_tls(plain, client, client_context)
+        assert scope.cancelled_caught
+        await client.wait_lost()
+        peer.close()
+        assert open_fds() == fds
+    assert client.trace == ["made", ("lost", None)]
 
 
 async def test_start_tls_argument_errors(client_context: ssl.SSLContext) -> None:
@@ -1445,6 +1572,29 @@ async def test_default_shutdown_timeout_is_30_seconds(
         done.set()
     lsock.close()
     assert str(client.trace[-1][1]) == "SSL shutdown timed out"
+
+
+async def test_exit_timeout_cuts_a_tls_shutdown_short(
+    client_context: ssl.SSLContext, server_context: ssl.SSLContext
+) -> None:
+    # The peer never answers close_notify: the shutdown would wait 30 seconds.
+    lsock = listener()
+    done = threading.Event()
+    async with anyio.create_task_group() as tg:
+        await in_thread(
+            tg, _serve_one_tls_peer, lsock, server_context, "silent", [], done
+        )
+        with anyio.fail_after(5):
+            async with protoport.open_loop(exit_timeout=0.2) as loop:
+                transport, client = await loop.create_connection(
+                    JoiningRecorder, HOST, port_of(lsock), ssl=client_context
+                )
+                transport.close()
+                start = time.monotonic()
+        assert 0.15 < time.monotonic() - start < 2
+        done.set()
+    lsock.close()
+    assert client.trace == ["made", ("lost", None)]
 
 
 # -- callback errors ------------------------------------------------------------------

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import sys
 from typing import Any
 
 import anyio
@@ -19,6 +20,7 @@ from _helpers import (
     KINDS,
     SOCKET_KINDS,
     Recorder,
+    check_writelines,
     collect_errors,
     listener,
     open_pair,
@@ -310,6 +312,39 @@ async def test_writelines_with_list_and_generator(kind: str) -> None:
         assert await read_exactly(peer, len(expected)) == expected
         transport.write_eof()
         assert await read_to_eof(peer) == b""
+
+
+async def test_writelines_takes_and_refuses_what_asyncio_does(kind: str) -> None:
+    # asyncio's (3.12 on): None writes nothing, a bad item gets memoryview()'s
+    # error; protoport refused None and gave write()'s message.
+    local, peer = await open_pair(kind)
+    async with peer, protoport.open_loop() as loop:
+        transport, _ = await loop.connect_stream(Recorder, local)
+        expected = check_writelines(transport.writelines) + b"end"
+        transport.write(b"end")
+        assert await read_exactly(peer, len(expected)) == expected
+        assert not transport.is_closing()
+
+
+@pytest.mark.skipif(
+    sys.version_info < (3, 12),
+    reason="asyncio's writelines() is write(b''.join(...)) before Python 3.12",
+)
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_writelines_cases_are_what_asyncio_does() -> None:
+    # The table above, checked against asyncio's own socket transport.
+    local, peer = socket.socketpair()
+    with peer:
+        native = asyncio.get_running_loop()
+        transport, _ = await native.connect_accepted_socket(asyncio.Protocol, local)
+        expected = check_writelines(transport.writelines) + b"end"
+        transport.write(b"end")
+        peer.settimeout(5)
+        received = b""
+        while len(received) < len(expected):
+            received += await anyio.to_thread.run_sync(peer.recv, 65536)
+        transport.close()
+    assert received == expected
 
 
 async def test_writelines_rejects_a_non_bytes_item_and_sends_nothing(

@@ -3,6 +3,7 @@ resets, and isolation between transports of one loop."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import struct
 from typing import Any
@@ -374,6 +375,89 @@ async def test_connection_lost_raising_when_the_loop_closes_it() -> None:
             _, proto = await loop.connect_stream(FailOnLost, local)
         assert proto.trace == ["made", ("lost", None)]
         assert [e["exception"] for e in errors] == [proto.error]
+
+
+# -- a protocol without connection_lost() ------------------------------------------
+
+
+class Duck:
+    """A duck-typed protocol: every method but connection_lost()."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        pass
+
+    def eof_received(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("how", ["set_protocol(None)", "duck-typed"])
+async def test_a_protocol_without_connection_lost_is_reported_as_asyncio_does(
+    kind: str, how: str
+) -> None:
+    # asyncio looks connection_lost() up inside the handle that reports its
+    # failure; the loop, and the other connections, carry on.
+    local, peer = await open_pair(kind)
+    other_local, other_peer = await open_pair(kind)
+    async with peer, other_peer:
+        async with protoport.open_loop() as loop:
+            errors = collect_errors(loop)
+            if how == "duck-typed":
+                transport, protocol = await loop.connect_stream(Duck, local)
+            else:
+                transport, _ = await loop.connect_stream(Recorder, local)
+                transport.set_protocol(None)  # type: ignore[arg-type]
+                protocol = None
+            other_transport, other = await loop.connect_stream(Recorder, other_local)
+            transport.write(b"last")
+            transport.close()
+            assert await read_until_closed(peer) == b"last"
+            await wait_until(lambda: len(errors) == 1)
+            other_transport.write(b"alive")
+            assert await read_exactly(other_peer, 5) == b"alive"
+        # Leaving the loop did not raise, and the other protocol was closed.
+        assert other.trace == ["made", ("lost", None)]
+    [context] = errors
+    name = type(protocol).__name__
+    assert context["message"].startswith(
+        f"Exception in callback {name}.connection_lost("
+    )
+    assert isinstance(context["exception"], AttributeError)
+    assert str(context["exception"]).startswith(
+        f"'{name}' object has no attribute 'connection_lost'"
+    )
+
+
+async def test_a_protocol_without_connection_lost_when_the_loop_aborts_it() -> None:
+    fds_before = open_fds()
+    local, peer = await open_pair("tcp")
+    async with peer:
+        async with protoport.open_loop() as loop:
+            errors = collect_errors(loop)
+            await loop.connect_stream(Duck, local)
+        assert await read_until_closed(peer) == b""
+    assert [type(e["exception"]) for e in errors] == [AttributeError]
+    assert open_fds() == fds_before
+
+
+async def test_a_factory_making_no_protocol_leaves_no_transport_behind(
+    kind: str,
+) -> None:
+    # As asyncio, whose transport looks connection_made() up when it is made: the
+    # call raises, and the stream is closed.
+    fds_before = open_fds()
+    local, peer = await open_pair(kind)
+    async with peer, protoport.open_loop() as loop:
+        errors = collect_errors(loop)
+        tasks_before = len(anyio.get_running_tasks())
+        with pytest.raises(AttributeError, match="'NoneType' object has no attribute"):
+            await loop.connect_stream(lambda: None, local)  # type: ignore[arg-type,return-value]
+        assert await read_until_closed(peer) == b""
+        assert len(anyio.get_running_tasks()) == tasks_before
+    assert errors == []
+    assert open_fds() == fds_before
 
 
 # -- nothing leaks after failures ----------------------------------------------

@@ -79,6 +79,10 @@ def _check_signal(sig: object) -> None:
         raise ValueError(f"invalid signal number {sig}")
 
 
+#: How long a normal exit of ``open_loop()`` lets closing transports send what
+#: they hold before it aborts them (seconds).
+EXIT_TIMEOUT = 30.0
+
 _innermost: contextvars.ContextVar[Loop | None] = contextvars.ContextVar(
     "protoport_innermost_loop", default=None
 )
@@ -90,7 +94,8 @@ class Loop(TrioBridge):
     Obtain one with ``async with protoport.open_loop() as loop`` or
     :func:`protoport.get_running_loop`. Every transport and task it makes lives in
     its task group: leaving the ``async with`` block closes them all, each protocol
-    receiving ``connection_lost()`` exactly once.
+    receiving ``connection_lost()`` exactly once (see :func:`protoport.open_loop`
+    for *exit_timeout*).
 
     Under asyncio, ``call_soon``/``call_later``/``call_at``/``time``/
     ``create_future``/``create_task`` delegate to the running asyncio loop. Under
@@ -101,7 +106,12 @@ class Loop(TrioBridge):
     scheduled callback, or a task created here, runs.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, exit_timeout: float | None = EXIT_TIMEOUT) -> None:
+        if exit_timeout is not None and not exit_timeout >= 0:
+            raise ValueError(
+                f"exit_timeout must be None or a number >= 0, got {exit_timeout!r}"
+            )
+        self._exit_timeout = exit_timeout
         self._backend = backend = make_backend(self)
         # The scheduling calls go straight to the backend: call_soon() runs for
         # every task wake-up, and asyncio's Handle and Future ask for get_debug()
@@ -166,16 +176,21 @@ class Loop(TrioBridge):
                 pass
         self._exiting = True
         graceful = exc_type is None
+        # On a normal exit, closing transports may send what they hold, for
+        # exit_timeout seconds at most.
+        flush = graceful and self._exit_timeout != 0
         for server in list(self._servers):
             server.close()
         for transport in list(self._transports):
-            if not (graceful and transport.is_closing()):
+            if not (flush and transport.is_closing()):
                 transport.abort()
         self._cancelled_at_exit = set(self._tasks)
         for task in self._cancelled_at_exit:
             task.cancel()
         if not graceful or not self._transports:
             self._task_group.cancel_scope.cancel()
+        elif self._exit_timeout is not None:
+            self._task_group.start_soon(self._abort_after, self._exit_timeout)
         try:
             if exc is None or isinstance(exc, anyio.get_cancelled_exc_class()):
                 return await self._task_group.__aexit__(exc_type, exc, tb)
@@ -193,6 +208,13 @@ class Loop(TrioBridge):
                 self.remove_signal_handler(sig)
             self._backend.close()
             self._running = False
+
+    async def _abort_after(self, delay: float) -> None:
+        """Abort the transports still flushing *delay* seconds into a normal exit
+        (the task group's cancellation ends this once the last one is gone)."""
+        await anyio.sleep(delay)
+        for transport in list(self._transports):
+            transport.abort()
 
     async def _finish_leftovers(self) -> None:
         # Tasks that a cancelled task group never started still owe their
@@ -1128,16 +1150,22 @@ class _LoopHost:
         self.loop._forget(member)
 
 
-def open_loop() -> Loop:
+def open_loop(*, exit_timeout: float | None = EXIT_TIMEOUT) -> Loop:
     """Return a new loop facade, to be entered with ``async with``.
 
     Leaving the block (normally, by an exception or by cancellation) closes every
     transport the loop made, with ``connection_lost()`` called once on each
     protocol, cancels its tasks and pending callbacks, and returns only when none of
     its tasks is left. On a normal exit, transports already closing finish sending
-    their buffered bytes first; on an exception or cancellation they are aborted.
+    their buffered bytes first (a TLS transport also its shutdown), for up to
+    *exit_timeout* seconds; those still at it then are aborted. Every other
+    transport is aborted at once, and all are on an exception or cancellation.
+
+    :param exit_timeout: seconds a normal exit waits for closing transports
+        (default 30); 0 aborts them at once, ``None`` waits as long as they take
+    :raises ValueError: if *exit_timeout* is negative
     """
-    return Loop()  # type: ignore[abstract]
+    return Loop(exit_timeout=exit_timeout)  # type: ignore[abstract]
 
 
 def get_running_loop() -> Loop:

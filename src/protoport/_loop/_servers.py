@@ -448,8 +448,7 @@ async def create_server(
     for listening in sockets:
         listening.setblocking(False)
     server = Server(loop_host, sockets, protocol_factory, backlog, tls=tls)
-    if start_serving:
-        await server.start_serving()
+    await _start(server, start_serving)
     return server
 
 
@@ -513,6 +512,17 @@ async def create_unix_server(
 
     sock.setblocking(False)
     server = Server(loop_host, [sock], protocol_factory, backlog, unix_files, tls=tls)
-    if start_serving:
-        await server.start_serving()
+    await _start(server, start_serving)
     return server
+
+
+async def _start(server: Server, start_serving: bool) -> None:
+    """Start serving if asked; if that fails (``listen()`` rejecting the backlog),
+    close the server, whose sockets would stay open until the loop closes."""
+    if not start_serving:
+        return
+    try:
+        await server.start_serving()
+    except BaseException:
+        server.close()
+        raise

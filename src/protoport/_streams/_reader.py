@@ -176,7 +176,11 @@ class StreamReader:
         if not data:
             return
         buffer = self._buffer
-        buffer += data
+        try:
+            buffer += data
+        except TypeError:
+            # What asyncio's extend() takes (any iterable of ints), and its error.
+            buffer.extend(data)
         # _wakeup_waiter(), inlined: this runs for every read of the transport.
         waiter = self._waiter
         if waiter is not None:

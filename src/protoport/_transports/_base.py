@@ -162,12 +162,17 @@ class TransportBase(asyncio.BaseTransport):
             return
         self._lost_called = True
         try:
-            self._run_callback(self._protocol.connection_lost, self._exc)
+            run_protocol_callback(
+                self._host, self._protocol, "connection_lost", self._exc
+            )
         finally:
             self._release()
-            if self._clients is not None:
-                self._clients.discard(self)
-                self._clients = None
+            self._leave_connection_set()
+
+    def _leave_connection_set(self) -> None:
+        if self._clients is not None:
+            self._clients.discard(self)
+            self._clients = None
 
     def _count_lost_write(self) -> None:
         if self._lost_writes >= LOG_THRESHOLD_FOR_LOST_WRITES:
@@ -186,6 +191,34 @@ class TransportBase(asyncio.BaseTransport):
 
     def _release(self) -> None:
         """``connection_lost()`` has run: release what is left."""
+
+
+def run_protocol_callback(host: Host, protocol: object, name: str, *args: Any) -> None:
+    """Run ``protocol.<name>(*args)`` as asyncio's loop runs a callback: an
+    exception goes to the exception handler as ``Exception in callback ...`` with
+    the handle. A protocol without the method (``set_protocol(None)``, a
+    duck-typed protocol) is reported the same way, as asyncio does, whose handle
+    looks the method up: the loop and the other connections carry on."""
+    try:
+        callback: Callable[..., object] = getattr(protocol, name)
+    except Exception:
+        callback = _LookedUpWhenRun(protocol, name)
+    handle = asyncio.Handle(callback, args, host.loop)
+    host.invoke(handle._run)
+
+
+class _LookedUpWhenRun:
+    """A callback that looks ``protocol.<name>`` up and calls it; a report shows
+    it as ``Exception in callback NoneType.connection_lost()``, as it shows a
+    method."""
+
+    def __init__(self, protocol: object, name: str) -> None:
+        self.protocol = protocol
+        self.name = name
+        self.__qualname__ = f"{type(protocol).__name__}.{name}"
+
+    def __call__(self, *args: Any) -> None:
+        getattr(self.protocol, self.name)(*args)
 
 
 _OPEN = Life.OPEN

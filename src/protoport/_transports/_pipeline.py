@@ -20,6 +20,7 @@ from anyio.streams.buffered import BufferedByteStream
 from .._core._connection_set import ConnectionSet
 from .._core._host import Host
 from .._core._socket_stream import SocketStream
+from ._base import run_protocol_callback
 from ._stream import StreamTransport
 from ._tls import TLSOptions, TLSTransport, handshake, is_tls
 
@@ -67,23 +68,24 @@ async def connect(
 ) -> tuple[StreamTransport, _P]:
     """Run a new protocol over *stream*; return once ``connection_made()`` ran.
 
-    The transport owns the stream from then on. If the loop is closed or the
-    factory raises, the stream is closed and the exception propagates; a caller
-    cancelled meanwhile does not leave an orphaned transport behind (as in
-    asyncio).
+    The transport owns the stream from then on. If the loop is closed, the
+    factory raises or makes no protocol (nothing with ``connection_made()``), the
+    stream is closed and the exception propagates, with no transport left
+    behind; a caller cancelled meanwhile does not leave an orphaned transport
+    behind either (as in asyncio).
     """
     if host.loop.is_closed():
         await anyio.aclose_forcefully(stream)
         raise RuntimeError("Event loop is closed")
     try:
         protocol = host.invoke(protocol_factory)
+        transport = _make_transport(
+            host, stream, protocol, extra, clients, ssl_shutdown_timeout
+        )
+        transport.start()
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
-    transport = _make_transport(
-        host, stream, protocol, extra, clients, ssl_shutdown_timeout
-    )
-    transport.start()
     try:
         await anyio.lowlevel.checkpoint()
     except BaseException:
@@ -149,8 +151,7 @@ async def upgrade(
     except BaseException as exc:
         # The handshake closed the stream; the connection ends here.
         lost = exc if isinstance(exc, Exception) else None
-        handle = asyncio.Handle(protocol.connection_lost, (lost,), host.loop)
-        host.invoke(handle._run)
+        run_protocol_callback(host, protocol, "connection_lost", lost)
         if handover.clients is not None:
             handover.clients.discard(transport)
         raise

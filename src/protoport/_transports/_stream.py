@@ -76,6 +76,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
     __slots__ = (
         "_buffer",
         "_buffered",
+        "_close_scope",
         "_eof_requested",
         "_eof_seen",
         "_fd",
@@ -149,11 +150,16 @@ class StreamTransport(TransportBase, asyncio.Transport):
         self._writer_wakeup: anyio.Event | None = None
         self._read_scope: CancelScope | None = None
         self._write_scope: CancelScope | None = None
-        #: Set when the reader (writer) task ends; None while none runs.
+        #: Set when the reader task ends; None while none runs.
         self._reader_done: anyio.Event | None = None
+        #: Set when the writer task ends; made when it is spawned (a hand-over
+        #: must wait for a writer that has not started yet), None once it ended.
         self._writer_done: anyio.Event | None = None
         #: Bytes read while paused, held until reading resumes.
         self._held: bytes | memoryview | None = None
+        #: The scope of a graceful end under way (a TLS shutdown, a stream's
+        #: aclose()), which abort() cuts short.
+        self._close_scope: CancelScope | None = None
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]} stream={self._stream!r}>"
@@ -167,18 +173,31 @@ class StreamTransport(TransportBase, asyncio.Transport):
 
     def start(self, *, call_connection_made: bool = True) -> None:
         """Start the reader and writer tasks and call ``connection_made()``; they
-        run only once it has returned."""
+        run only once it has returned.
+
+        A protocol without ``connection_made()`` (a factory that returned None)
+        raises here, as asyncio's transports raise when they are made, before
+        anything is started: the transport leaves its connection set, and the
+        caller closes the stream.
+        """
         host = self._host
+        if call_connection_made:
+            try:
+                connection_made = self._protocol.connection_made
+            except BaseException:
+                self._leave_connection_set()
+                raise
         host.adopt(self)
         if self._readers is None:
             host.spawn(self._run_reader)
+        self._writer_done = anyio.Event()
         host.spawn(self._run_writer)
         if call_connection_made:
-            self._run_callback(self._protocol.connection_made, self)
+            self._run_callback(connection_made, self)
         self._update_registration()
 
     async def _run_reader(self) -> None:
-        if self._life is not _OPEN:
+        if self._life is not _OPEN or self._handing_over:
             return
         self._reader_done = done = anyio.Event()
         try:
@@ -189,7 +208,8 @@ class StreamTransport(TransportBase, asyncio.Transport):
             done.set()
 
     async def _run_writer(self) -> None:
-        self._writer_done = done = anyio.Event()
+        done = self._writer_done
+        assert done is not None
         try:
             with CancelScope() as self._write_scope:
                 await self._write_loop()
@@ -216,8 +236,9 @@ class StreamTransport(TransportBase, asyncio.Transport):
             # A socket of protoport's own is closed after connection_lost(), as
             # asyncio closes its sockets; other streams may need to say goodbye.
             if graceful:
-                with anyio.move_on_after(self._close_timeout):
+                with anyio.move_on_after(self._close_timeout) as self._close_scope:
                     await self._close_stream()
+                self._close_scope = None
             await anyio.aclose_forcefully(self._stream)
         self._buffer.clear()
         self._buffer.close()
@@ -233,7 +254,7 @@ class StreamTransport(TransportBase, asyncio.Transport):
             await self._reader_done.wait()
 
     def _release(self) -> None:
-        if isinstance(self._stream, SocketStream) and not self._handing_over:
+        if isinstance(self._stream, SocketStream):
             self._stream.close_now()
 
     async def _close_stream(self) -> None:
@@ -248,18 +269,32 @@ class StreamTransport(TransportBase, asyncio.Transport):
         return it with the bytes read from it and not yet delivered.
 
         The transport is closed from then on, without ``connection_lost()``; it
-        stays in its connection set, which the caller takes over. If the
-        connection failed meanwhile, it ends as any other would and its error is
-        raised.
+        stays in its connection set, which the caller takes over.
+
+        :raises ConnectionResetError: when the transport is already closing or
+            aborted, or is closed, aborted or fails before the writer is done
+            (or the error it failed with); it then ends as any other would, its
+            protocol getting ``connection_lost()`` once, and nothing is handed
+            over. A cancellation meanwhile aborts it the same way.
         """
+        if self._life is not _OPEN or self._finished:
+            # close() or abort() came first: that end goes on as it began.
+            raise self._exc or ConnectionResetError("Connection lost")
         self._handing_over = True
         self._reading_paused = True
         self._update_registration()
-        await self._stop_reader()
-        self._wake_writer()
-        if self._writer_done is not None:
-            await self._writer_done.wait()
-        if self._life is Life.ABORTED or self._finished:
+        try:
+            await self._stop_reader()
+            self._wake_writer()
+            if self._writer_done is not None:
+                await self._writer_done.wait()
+        except BaseException:
+            self._handing_over = False
+            self.abort()
+            with CancelScope(shield=True):
+                await self.finish()
+            raise
+        if self._life is not _OPEN or self._finished or self._lost_called:
             self._handing_over = False
             await self.finish()
             raise self._exc or ConnectionResetError("Connection lost")
@@ -531,14 +566,27 @@ class StreamTransport(TransportBase, asyncio.Transport):
     def writelines(
         self, list_of_data: Iterable[bytes | bytearray | memoryview]
     ) -> None:
-        """Write the items of *list_of_data*, joined, as one :meth:`write`."""
+        """Write every item of *list_of_data*, as one ``write()``.
+
+        As asyncio's socket transports (Python 3.12 on): any bytes-like item is
+        taken, one that is not raises ``memoryview()``'s :exc:`TypeError` and
+        nothing is written, and a false *list_of_data* (``None``, empty) writes
+        nothing.
+        """
         if self._eof_requested:
             raise RuntimeError("Cannot call writelines() after write_eof()")
-        items = list(list_of_data)
-        for item in items:
-            check_bytes_like(item)
-        if items:
-            self.write(b"".join(items))
+        if not list_of_data:
+            return
+        items = [
+            data if type(data) is bytes else memoryview(data) for data in list_of_data
+        ]
+        if not items:
+            return
+        try:
+            joined = b"".join(items)
+        except TypeError:  # a memoryview that is not contiguous
+            joined = b"".join(bytes(item) for item in items)
+        self.write(joined)
 
     def _wake_writer(self) -> None:
         if self._writer_wakeup is not None:
@@ -618,8 +666,21 @@ class StreamTransport(TransportBase, asyncio.Transport):
     def _close_io(self) -> None:
         self._stop_reading()
         self._wake_writer()
-        if self._lost_at_close and not self._buffer and not self._sending:
+        if (
+            self._lost_at_close
+            and not self._buffer
+            and not self._sending
+            and not self._handing_over
+        ):
             self._loop.call_soon(self._call_connection_lost)
+
+    def abort(self) -> None:
+        """Close at once: what is buffered is dropped, and a graceful end under
+        way (a TLS shutdown) is cut short, as asyncio's transports abort."""
+        scope = self._close_scope
+        if scope is not None:
+            scope.cancel()
+        super().abort()
 
     def _abort_io(self) -> None:
         self._buffer.clear()

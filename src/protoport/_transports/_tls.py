@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import ssl as _ssl
 import weakref
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,18 +166,6 @@ class TLSTransport(StreamTransport):
                 f"data: expecting a bytes-like instance, got {type(data).__name__}"
             )
         super().write(data)
-
-    def writelines(
-        self, list_of_data: Iterable[bytes | bytearray | memoryview]
-    ) -> None:
-        items = list(list_of_data)
-        for item in items:
-            if not isinstance(item, (bytes, bytearray, memoryview)):
-                raise TypeError(
-                    f"data: expecting a bytes-like instance, got {type(item).__name__}"
-                )
-        if items:
-            super().write(b"".join(items))
 
     def can_write_eof(self) -> bool:
         """False: TLS cannot half-close."""
