@@ -10,6 +10,7 @@ from typing import Any
 from .._core._connection_set import ConnectionSet
 from .._core._errors import logger
 from .._core._host import Host
+from .._core._write_buffer import WriteBuffer
 
 #: From this many writes after the connection was lost on, each one is logged.
 LOG_THRESHOLD_FOR_LOST_WRITES = 5
@@ -222,3 +223,29 @@ class _LookedUpWhenRun:
 
 
 _OPEN = Life.OPEN
+
+
+class BufferedWriting:
+    """Write flow control as asyncio's write transports offer it, for a transport
+    whose ``_buffer`` is a :class:`~protoport.WriteBuffer`."""
+
+    __slots__ = ()
+
+    _buffer: WriteBuffer
+    _host: Host
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes accepted for writing and not yet handed to the kernel."""
+        return self._buffer.size
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        """Return the watermarks of write flow control as ``(low, high)``."""
+        return self._buffer.get_write_buffer_limits()
+
+    def set_write_buffer_limits(
+        self, high: int | None = None, low: int | None = None
+    ) -> None:
+        """Set the watermarks of write flow control, with asyncio's defaults
+        (*high* 64 KiB, or ``4 * low``; *low* ``high // 4``) and checks."""
+        # pause_writing() may follow, and must see this loop as the running one.
+        self._host.invoke(self._buffer.set_write_buffer_limits, high, low)

@@ -14,7 +14,7 @@ from .._backends import FdWaits, Readers, failed_callback_context, fd_waits
 from .._core._extra_info import socket_extra_info
 from .._core._host import Host
 from .._core._write_buffer import WriteBuffer, check_bytes_like
-from ._base import Life, TransportBase
+from ._base import BufferedWriting, Life, TransportBase
 
 #: How much one read asks for on sockets of other families, as asyncio's
 #: transports (a Unix datagram may be larger than 64 KiB).
@@ -34,7 +34,7 @@ DATAGRAM_OVERHEAD = 8
 _Address = Any
 
 
-class DatagramTransport(TransportBase, asyncio.DatagramTransport):
+class DatagramTransport(BufferedWriting, TransportBase, asyncio.DatagramTransport):
     """An :class:`asyncio.DatagramTransport` over a datagram socket (UDP over
     IPv4 or IPv6, or a Unix datagram socket), made by
     :meth:`protoport.Loop.create_datagram_endpoint`.
@@ -333,22 +333,6 @@ class DatagramTransport(TransportBase, asyncio.DatagramTransport):
         """Close at once: queued datagrams are dropped; ``connection_lost(None)``
         follows."""
         self._force_close(None)
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes of the datagrams queued and not yet sent (each counted with its
-        overhead, as asyncio counts it)."""
-        return self._buffer.size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """Return ``(low, high)``, the queue's watermarks."""
-        return self._buffer.get_write_buffer_limits()
-
-    def set_write_buffer_limits(
-        self, high: int | None = None, low: int | None = None
-    ) -> None:
-        """Set the queue's watermarks, as
-        :meth:`asyncio.WriteTransport.set_write_buffer_limits`."""
-        self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- protocol --------------------------------------------------------------
 

@@ -21,7 +21,7 @@ from anyio import CancelScope
 from .._backends import Readers, fd_waits
 from .._core._host import Host
 from .._core._write_buffer import WriteBuffer, check_bytes_like
-from ._base import Life, TransportBase
+from ._base import BufferedWriting, Life, TransportBase
 
 #: How much one read asks for, as asyncio's pipe transports.
 MAX_READ_SIZE = 256 * 1024
@@ -234,7 +234,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
         self._update_registration()
 
 
-class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
+class WritePipeTransport(BufferedWriting, _PipeTransport, asyncio.WriteTransport):
     """The write end of a pipe as an :class:`asyncio.WriteTransport`, as
     :meth:`asyncio.loop.connect_write_pipe` makes it.
 
@@ -365,21 +365,6 @@ class WritePipeTransport(_PipeTransport, asyncio.WriteTransport):
     def write_eof(self) -> None:
         """Close the pipe once the buffered bytes are written."""
         self.close()
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes accepted by :meth:`write` and not yet written to the pipe."""
-        return self._buffer.size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """Return ``(low, high)``, the buffer's watermarks."""
-        return self._buffer.get_write_buffer_limits()
-
-    def set_write_buffer_limits(
-        self, high: int | None = None, low: int | None = None
-    ) -> None:
-        """Set the buffer's watermarks, as
-        :meth:`asyncio.WriteTransport.set_write_buffer_limits`."""
-        self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- closing ---------------------------------------------------------------
 

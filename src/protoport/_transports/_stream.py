@@ -22,7 +22,7 @@ from .._core._extra_info import stream_extra_info
 from .._core._host import Host
 from .._core._socket_stream import SocketStream
 from .._core._write_buffer import WriteBuffer, check_bytes_like
-from ._base import Life, TransportBase
+from ._base import BufferedWriting, Life, TransportBase
 
 #: How much one ``receive()`` asks for, as asyncio's socket transports.
 MAX_READ_SIZE = 256 * 1024
@@ -55,7 +55,7 @@ def _peer_error(exc: BaseException) -> BaseException:
     return exc
 
 
-class StreamTransport(TransportBase, asyncio.Transport):
+class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     """An :class:`asyncio.Transport` that drives a protocol over an AnyIO
     :class:`~anyio.abc.ByteStream`.
 
@@ -645,21 +645,6 @@ class StreamTransport(TransportBase, asyncio.Transport):
             return
         self._eof_requested = True
         self._wake_writer()
-
-    def get_write_buffer_size(self) -> int:
-        """Bytes written and not yet taken by the stream."""
-        return self._buffer.size
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        """Return the watermarks as ``(low, high)``."""
-        return self._buffer.get_write_buffer_limits()
-
-    def set_write_buffer_limits(
-        self, high: int | None = None, low: int | None = None
-    ) -> None:
-        """Set the watermarks of write flow control, with asyncio's defaults
-        (*high* 64 KiB, or ``4 * low``; *low* ``high // 4``)."""
-        self._host.invoke(self._buffer.set_write_buffer_limits, high, low)
 
     # -- closing ---------------------------------------------------------------
 
