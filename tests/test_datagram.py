@@ -866,3 +866,21 @@ async def test_reading_in_a_task_where_the_loop_has_no_reactor(
         await server.wait_lost()
     assert len(anyio.get_running_tasks()) == tasks_before
     assert open_fds() == fds_before
+
+
+def test_closing_under_asyncio_run() -> None:
+    # The transport is released by a loop callback, where no task runs and
+    # sniffio cannot tell which library does: closing must work all the same.
+    async def main() -> list[Any]:
+        async with protoport.open_loop() as loop:
+            contexts = collect_errors(loop)
+            server, client = await udp_pair(loop)
+            client.transport.sendto(b"ping")
+            await wait_until(lambda: server.received)
+            client.transport.close()
+            await client.wait_lost()
+            server.transport.abort()
+            await server.wait_lost()
+            return contexts
+
+    assert asyncio.run(main()) == []

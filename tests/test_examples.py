@@ -108,3 +108,12 @@ def test_udp_echo_protocols(server_backend: str, client_backend: str) -> None:
         )
     finally:
         stop_example(server)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_udp_dns_lookup(backend: str) -> None:
+    assert run_example("udp_dns_lookup.py", "--backend", backend) == (
+        "www.example.test: 192.0.2.10\n"
+        "mail.example.test: 192.0.2.25\n"
+        "ftp.example.test: no such name\n"
+    )

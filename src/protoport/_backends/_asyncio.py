@@ -12,6 +12,7 @@ import sys
 import weakref
 from collections.abc import Callable, Coroutine
 from contextvars import Context
+from types import ModuleType
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -20,6 +21,12 @@ from anyio.abc import TaskGroup
 
 from ._handles import run_handle
 from ._interface import FdWaits, Readers, TaskFactory
+
+sniffio: ModuleType | None
+try:
+    import sniffio
+except ImportError:  # pragma: no cover - recent AnyIO releases do without it
+    sniffio = None
 
 T = TypeVar("T")
 
@@ -144,10 +151,24 @@ class AsyncioBackend:
             handle.cancel()
 
 
+def _notify_closing(obj: Any) -> None:
+    """:func:`anyio.notify_closing`, also from a loop callback: AnyIO asks
+    sniffio which library runs, and sniffio finds none while no task runs (a
+    transport released by a ``call_soon()`` callback), so it is told."""
+    if sniffio is None:  # pragma: no cover - AnyIO then asks asyncio itself
+        anyio.notify_closing(obj)
+        return
+    token = sniffio.current_async_library_cvar.set("asyncio")
+    try:
+        anyio.notify_closing(obj)
+    finally:
+        sniffio.current_async_library_cvar.reset(token)
+
+
 FD_WAITS = FdWaits(
     wait_readable=anyio.wait_readable,
     wait_writable=anyio.wait_writable,
-    notify_closing=anyio.notify_closing,
+    notify_closing=_notify_closing,
     checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
     cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
     closed_errors=(anyio.ClosedResourceError,),

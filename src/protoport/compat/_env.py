@@ -17,7 +17,7 @@ from ._failures import ScenarioFailure, Unsupported, describe, one_line, short_r
 from ._kernel_buffers import SMALL_SNDBUF, fill_send_buffer
 from ._log_capture import CAPTURED_LOGGERS, LogCapture
 from ._peer import Peer
-from ._recording import Event, RecordingProtocol
+from ._recording import Event, RecordingDatagramProtocol, RecordingProtocol
 from ._timing import PEER_TIMEOUT, POLL_STEP, SETTLE_TIME, WAIT_TIMEOUT
 from ._tls_material import TLSMaterial, tls_material
 
@@ -433,6 +433,41 @@ class Env:
         """Close *server* after the scenario; returns it."""
         self._servers.append(server)
         return server
+
+    # -- datagrams -------------------------------------------------------------
+
+    def datagram_protocol(self, name: str = "endpoint") -> RecordingDatagramProtocol:
+        """A new :class:`RecordingDatagramProtocol` (for use as a protocol
+        factory's result)."""
+        return RecordingDatagramProtocol(self, name)
+
+    async def datagram_endpoint(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """``loop.create_datagram_endpoint(protocol_factory, **kwargs)``, the
+        transport aborted after the scenario if still open; the factory defaults
+        to a :class:`RecordingDatagramProtocol`."""
+        self.require("datagram")
+        if protocol_factory is None:
+            protocol_factory = self.datagram_protocol
+        self.mark(f"create_datagram_endpoint({short_repr(kwargs, 80)})")
+        transport, protocol = await self.loop.create_datagram_endpoint(
+            protocol_factory, **kwargs
+        )
+        self.track_transport(transport)
+        return transport, protocol
+
+    def udp_socket(self, host: str = "127.0.0.1") -> socket.socket:
+        """A blocking UDP socket bound to *host* on a free port, which gives up
+        after :data:`PEER_TIMEOUT` seconds (closed after the scenario); use it
+        through :meth:`to_thread`."""
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = self.track(socket.socket(family, socket.SOCK_DGRAM))
+        sock.bind((host, 0))
+        sock.settimeout(PEER_TIMEOUT)
+        return sock
 
     # -- TLS -------------------------------------------------------------------
 

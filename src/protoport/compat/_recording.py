@@ -188,3 +188,41 @@ class RecordingBufferedProtocol(_Recorder, asyncio.BufferedProtocol):
         chunk = bytes(self._buf[:nbytes])
         self.data += chunk
         self.record("buffer_updated", nbytes, chunk)
+
+
+class RecordingDatagramProtocol(_Recorder, asyncio.DatagramProtocol):
+    """An :class:`asyncio.DatagramProtocol` that records its callbacks:
+    ``("datagram_received", bytes, addr)`` and ``("error_received", exc)``
+    besides the shared ones."""
+
+    def __init__(self, env: Env, name: str = "endpoint") -> None:
+        _Recorder.__init__(self, env, name, None)
+        #: ``(data, addr)`` of each datagram, in order
+        self.datagrams: list[tuple[bytes, Any]] = []
+        #: what ``error_received()`` got, in order
+        self.errors: list[Exception] = []
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.datagrams.append((data, addr))
+        self.record("datagram_received", data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors.append(exc)
+        self.record("error_received", exc)
+
+    def payloads(self) -> list[bytes]:
+        """The datagrams received, without their addresses."""
+        return [data for data, _ in self.datagrams]
+
+    async def wait_for_datagrams(
+        self, count: int, timeout: float = WAIT_TIMEOUT
+    ) -> list[bytes]:
+        """Wait until at least *count* datagrams were received; return them all."""
+        await self.env.wait_until(
+            lambda: len(self.datagrams) >= count,
+            lambda: (
+                f"{self.name} to receive {count} datagrams (got {len(self.datagrams)})"
+            ),
+            timeout,
+        )
+        return self.payloads()
