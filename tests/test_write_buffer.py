@@ -637,6 +637,17 @@ def test_close_sets_closed() -> None:
     assert buf.closed
 
 
+def test_new_limits_do_not_pause_once_closed() -> None:
+    # A closed buffer's transport has called connection_lost(): its protocol
+    # gets no more callbacks, whatever the limits become.
+    protocol = RecordingProtocol()
+    buf = WriteBuffer(protocol)
+    buf.append(b"left over")
+    buf.close()
+    buf.set_write_buffer_limits(high=1)
+    assert protocol.events == []
+
+
 # ----------------------------------------------------------------------- no protocol
 
 

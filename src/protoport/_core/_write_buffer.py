@@ -151,11 +151,13 @@ class WriteBuffer:
         """Set the watermarks with asyncio's defaults and checks.
 
         May pause the protocol if the buffer is already above the new high
-        watermark; never resumes it.
+        watermark, unless the buffer is closed (its transport is gone, so its
+        protocol gets no more callbacks); never resumes it.
         """
         self._high, self._low = resolve_limits(high, low, self.default_high)
         self._pause_above = self._high - 1 if self.pause_at_high else self._high
-        self._maybe_pause()
+        if not self._closed:
+            self._maybe_pause()
 
     def append(self, data: bytes | bytearray | memoryview) -> None:
         """Take *data* (a mutable buffer is copied); may pause the protocol."""

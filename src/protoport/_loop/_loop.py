@@ -79,6 +79,21 @@ def _check_signal(sig: object) -> None:
         raise ValueError(f"invalid signal number {sig}")
 
 
+def _refuse_coroutine(callback: object, method: str) -> None:
+    if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
+        raise TypeError(f"coroutines cannot be used with {method}()")
+
+
+def _check_callback(callback: object, method: str) -> None:
+    """asyncio's check of a callback, made in debug mode only (it costs time on
+    every call)."""
+    _refuse_coroutine(callback, method)
+    if not callable(callback):
+        raise TypeError(
+            f"a callable object was expected by {method}(), got {callback!r}"
+        )
+
+
 #: How long a normal exit of ``open_loop()`` lets closing transports send what
 #: they hold before it aborts them (seconds).
 EXIT_TIMEOUT = 30.0
@@ -827,8 +842,7 @@ class Loop(TrioBridge):
         """Call ``callback(*args)`` as a callback of this loop whenever *sig*
         arrives, as :meth:`asyncio.loop.add_signal_handler` (main thread only).
         Leaving the loop removes its handlers."""
-        if asyncio.iscoroutine(callback) or inspect.iscoroutinefunction(callback):
-            raise TypeError("coroutines cannot be used with add_signal_handler()")
+        _refuse_coroutine(callback, "add_signal_handler")
         _check_signal(sig)
         self._check_open()
         handle = asyncio.Handle(callback, args, self, None)
@@ -871,6 +885,8 @@ class Loop(TrioBridge):
         """Arrange for ``callback(*args)`` to be called on the loop's next round,
         in *context* (by default a copy of the current one), after the callbacks
         already scheduled; return a handle that can cancel it."""
+        if self._debug:
+            _check_callback(callback, "call_soon")
         return self._backend.call_soon(callback, *args, context=context)
 
     def call_later(
@@ -897,6 +913,8 @@ class Loop(TrioBridge):
         :meth:`time`; return a handle that can cancel it."""
         if when is None:
             raise TypeError("when cannot be None")
+        if self._debug:
+            _check_callback(callback, "call_at")
         return self._backend.call_at(when, callback, *args, context=context)
 
     def call_soon_threadsafe(
@@ -907,6 +925,8 @@ class Loop(TrioBridge):
     ) -> asyncio.Handle:
         """Like :meth:`call_soon`, but callable from any thread: the loop is
         woken to run the callback."""
+        if self._debug:
+            _check_callback(callback, "call_soon_threadsafe")
         return self._backend.call_soon_threadsafe(callback, *args, context=context)
 
     def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
@@ -953,6 +973,8 @@ class Loop(TrioBridge):
         """Run ``func(*args)`` in *executor*, or in an AnyIO worker thread when
         *executor* is None; return a future of its result."""
         self._check_open()
+        if self._debug:
+            _check_callback(func, "run_in_executor")
         if executor is None:
             executor = self._default_executor
         if executor is None:
@@ -1079,8 +1101,15 @@ class Loop(TrioBridge):
 
     def set_debug(self, enabled: bool) -> None:
         """Turn debug mode on or off: when on, asyncio's handles and futures
-        record where they were made, and more is logged."""
+        record where they were made, more is logged, and the scheduling calls
+        check their callbacks as asyncio's do."""
         self._debug = enabled
+        # Outside debug mode call_soon() goes straight to the backend (see
+        # __init__); in debug mode through the method that checks.
+        if enabled:
+            self.call_soon = functools.partial(Loop.call_soon, self)  # type: ignore[method-assign,assignment]
+        else:
+            self.call_soon = self._backend.call_soon  # type: ignore[method-assign,assignment]
 
 
 _NOT_YET = "is not implemented by protoport yet"

@@ -59,7 +59,13 @@ async def recv(sock: socket.socket, check: FdCheck, receive: Callable[[], Any]) 
 
 
 async def sendall(sock: socket.socket, check: FdCheck, data: Any) -> None:
-    view = memoryview(data).cast("B")
+    # The first attempt hands *data* to the socket as given, so that data it
+    # refuses gets the socket's own TypeError, as in asyncio.
+    try:
+        sent = sock.send(data)
+    except (BlockingIOError, InterruptedError):
+        sent = 0
+    view = memoryview(data).cast("B")[sent:]
     while view:
         try:
             sent = sock.send(view)

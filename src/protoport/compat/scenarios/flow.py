@@ -414,3 +414,33 @@ async def resume_writing_error(env: Env) -> None:
     conn.fill_kernel_buffer()
     conn.transport.write(pattern(100))
     env.expect_equal("pause_writing() calls", conn.protocol.count("pause_writing"), 2)
+
+
+@scenario(
+    FLOW,
+    "close() called from resume_writing(): connection_lost(None) once, nothing "
+    "reported to the exception handler",
+    reference_deviation=(
+        "CPython 3.13 runs its connection-lost step twice when close() is called "
+        "from resume_writing(); the second run fails and is reported to the "
+        "exception handler"
+    ),
+)
+async def close_in_resume_writing(env: Env) -> None:
+    class Closing(RecordingProtocol):
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            conn.transport.close()
+
+    conn = await env.connect(lambda: Closing(env), fill=True)
+    conn.transport.set_write_buffer_limits(high=10, low=0)
+    conn.transport.write(pattern(100))
+    await conn.peer.recv_exactly(100)
+    await conn.protocol.wait_lost()
+    await env.settle()
+    env.expect_equal(
+        "callbacks",
+        conn.protocol.summary(),
+        ["made", "pause", "resume", ("lost", None)],
+    )
+    env.expect_equal("exception handler calls", env.error_messages(), [])

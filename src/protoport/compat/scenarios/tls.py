@@ -155,3 +155,33 @@ async def default_write_buffer_limits(env: Env) -> None:
         conn.transport.get_write_buffer_limits(),
         (131072, 524288),
     )
+
+
+@scenario(
+    sections.TLS_UPGRADE,
+    "cancelling start_tls() while the handshake waits closes the transport: the "
+    "protocol gets connection_lost(None)",
+    requires=("tls",),
+    reference_deviation=(
+        "CPython 3.13 closes the transport but never calls the protocol's "
+        "connection_lost()"
+    ),
+)
+async def start_tls_cancelled(env: Env) -> None:
+    conn = await env.connect()
+    # The peer never answers the handshake, so start_tls() waits until cancelled.
+    upgrade = env.loop.create_task(
+        env.loop.start_tls(
+            conn.transport,
+            conn.protocol,
+            env.tls().client_context(),
+            server_hostname="localhost",
+        )
+    )
+    await env.settle()
+    upgrade.cancel()
+    await env.wait_until(upgrade.done, "start_tls() to end")
+    env.expect(upgrade.cancelled(), "start_tls() did not end cancelled")
+    env.expect_equal("is_closing()", conn.transport.is_closing(), True)
+    await conn.protocol.wait_lost()
+    env.expect_equal("callbacks", conn.protocol.summary(), ["made", ("lost", None)])

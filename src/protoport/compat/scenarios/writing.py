@@ -291,6 +291,34 @@ async def writelines_after_lost(env: Env) -> None:
         env.fail(f"writelines() raised {type(exc).__name__}: {exc}")
 
 
+@scenario(
+    WRITE,
+    "writelines() after abort() drops the bytes: nothing is buffered and the next "
+    "connection on the same descriptor works",
+    reference_deviation=(
+        "CPython 3.13 buffers the bytes and leaves a writer registered for the "
+        "aborted socket's descriptor; the next transport given that descriptor "
+        "number cannot register its reader and never receives data"
+    ),
+)
+async def writelines_after_abort(env: Env) -> None:
+    conn = await env.connect()
+    conn.transport.abort()
+    conn.transport.writelines([b"dropped"])
+    env.expect_equal(
+        "get_write_buffer_size()", conn.transport.get_write_buffer_size(), 0
+    )
+    await conn.protocol.wait_lost()
+    await env.settle()
+    again = await env.connect()
+    await again.peer.send(b"still works")
+    env.expect_equal(
+        "data received by the next connection",
+        await again.protocol.wait_for_data(11),
+        b"still works",
+    )
+
+
 # -- write_eof() / can_write_eof() ----------------------------------------------------
 
 
