@@ -20,6 +20,7 @@ from anyio.abc import TaskGroup
 
 from ._handles import run_handle
 from ._interface import FdWaits, Readers, TaskFactory
+from ._running import sniffio
 
 T = TypeVar("T")
 
@@ -144,10 +145,24 @@ class AsyncioBackend:
             handle.cancel()
 
 
+def _notify_closing(obj: Any) -> None:
+    """``anyio.notify_closing()``, from a callback of the loop too: outside a
+    task sniffio cannot tell that asyncio runs (unless the program declared it),
+    and AnyIO would raise instead of waking the waits."""
+    token = (
+        None if sniffio is None else sniffio.current_async_library_cvar.set("asyncio")
+    )
+    try:
+        anyio.notify_closing(obj)
+    finally:
+        if token is not None:
+            sniffio.current_async_library_cvar.reset(token)
+
+
 FD_WAITS = FdWaits(
     wait_readable=anyio.wait_readable,
     wait_writable=anyio.wait_writable,
-    notify_closing=anyio.notify_closing,
+    notify_closing=_notify_closing,
     checkpoint_if_cancelled=anyio.lowlevel.checkpoint_if_cancelled,
     cancel_shielded_checkpoint=anyio.lowlevel.cancel_shielded_checkpoint,
     closed_errors=(anyio.ClosedResourceError,),
