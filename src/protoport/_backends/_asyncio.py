@@ -20,7 +20,7 @@ from anyio.abc import TaskGroup
 
 from ._handles import run_handle
 from ._interface import FdWaits, Readers, TaskFactory
-from ._running import sniffio
+from ._running import declared_asyncio
 
 T = TypeVar("T")
 
@@ -146,17 +146,10 @@ class AsyncioBackend:
 
 
 def _notify_closing(obj: Any) -> None:
-    """``anyio.notify_closing()``, from a callback of the loop too: outside a
-    task sniffio cannot tell that asyncio runs (unless the program declared it),
-    and AnyIO would raise instead of waking the waits."""
-    token = (
-        None if sniffio is None else sniffio.current_async_library_cvar.set("asyncio")
-    )
-    try:
+    """``anyio.notify_closing()``, from a callback of the loop too (where AnyIO
+    would otherwise raise instead of waking the waits)."""
+    with declared_asyncio():
         anyio.notify_closing(obj)
-    finally:
-        if token is not None:
-            sniffio.current_async_library_cvar.reset(token)
 
 
 FD_WAITS = FdWaits(
