@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import select
@@ -552,6 +551,8 @@ class Env:
         write_end = self.track_file(open(write_fd, "wb", buffering=0))  # noqa: SIM115
         filled = 0
         if fill:
+            import fcntl  # not on every platform: only the pipe scenarios need it
+
             fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
             os.set_blocking(write_fd, False)
             try:

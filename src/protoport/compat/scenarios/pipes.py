@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import pty
 import socket
 from typing import Any, BinaryIO
 
@@ -187,6 +186,8 @@ async def read_pipe_fifo(env: Env) -> None:
 
 @scenario(PIPES, "connect_read_pipe() reads a pseudo-terminal", requires=["pipes"])
 async def read_pipe_pty(env: Env) -> None:
+    import pty  # not on every platform
+
     master, slave = pty.openpty()
     master_file = env.track_file(open(master, "rb", buffering=0))  # noqa: SIM115
     slave_file = env.track_file(open(slave, "wb", buffering=0))  # noqa: SIM115
