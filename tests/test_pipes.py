@@ -451,3 +451,23 @@ async def test_without_a_reactor_a_write_pipe_sees_the_reader_go() -> None:
         await protocol.wait_lost()
     assert isinstance(protocol.trace[-1][1], BrokenPipeError)
     assert open_fds() == before
+
+
+def test_close_from_a_callback_under_plain_asyncio_run() -> None:
+    """Under ``asyncio.run()`` (nothing declares the runtime to sniffio), the
+    transport releases its pipe in a callback of the loop, not in a task."""
+
+    async def main() -> tuple[list[Any], bool]:
+        async with protoport.open_loop() as loop:
+            read_fd, write_fd = os.pipe()
+            os.close(write_fd)
+            pipe = open(read_fd, "rb", buffering=0)  # noqa: SIM115
+            transport, protocol = await loop.connect_read_pipe(ReadRecorder, pipe)
+            transport.close()
+            with anyio.fail_after(5):
+                await protocol.lost.wait()
+            return protocol.trace, pipe.closed
+
+    trace, closed = asyncio.run(main())
+    assert trace == ["made", ("lost", None)]
+    assert closed

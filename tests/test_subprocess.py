@@ -500,6 +500,41 @@ async def test_a_cancelled_wait_leaves_the_child_running() -> None:
         assert await process.wait() == -signal.SIGTERM
 
 
+async def _cancel_communicate(create: Any) -> list[Any]:
+    """Cancel a ``communicate()`` in progress; what the caller and the child see
+    afterwards (*create* is a ``create_subprocess_exec`` function)."""
+    loop = asyncio.get_running_loop()
+    process = await create(
+        "sh", "-c", "cat; sleep 0.5; exit 4", stdin=PIPE, stdout=PIPE
+    )
+    task = loop.create_task(process.communicate(b"echoed"))
+    for _ in range(20):
+        await asyncio.sleep(0.01)
+    task.cancel()
+    outcome: list[Any] = []
+    try:
+        await task
+    except asyncio.CancelledError:
+        outcome.append("CancelledError")
+    outcome.append(process.returncode)
+    # stdin was closed by communicate() before the cancellation: the child ends
+    # by itself, and wait() gives its status.
+    outcome.append(await process.wait())
+    return outcome
+
+
+async def test_a_cancelled_communicate_behaves_as_in_asyncio() -> None:
+    native = await anyio.to_thread.run_sync(
+        asyncio.run, _cancel_communicate(asyncio.create_subprocess_exec)
+    )
+    async with protoport.open_loop() as loop:
+        task = loop.create_task(_cancel_communicate(protoport.create_subprocess_exec))
+        with anyio.fail_after(5):
+            ours = await task
+    assert native == ["CancelledError", None, 4]
+    assert ours == native
+
+
 async def test_wait_returns_at_exit_while_a_grandchild_holds_stdout() -> None:
     """The child exits; its own child keeps the pipe open. wait() returns at the
     exit, communicate() would wait for the pipe's end."""

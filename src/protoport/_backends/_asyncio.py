@@ -12,7 +12,6 @@ import sys
 import weakref
 from collections.abc import Callable, Coroutine
 from contextvars import Context
-from types import ModuleType
 from typing import Any, TypeVar, cast
 
 import anyio
@@ -21,12 +20,7 @@ from anyio.abc import TaskGroup
 
 from ._handles import run_handle
 from ._interface import FdWaits, Readers, TaskFactory
-
-sniffio: ModuleType | None
-try:
-    import sniffio
-except ImportError:  # pragma: no cover - recent AnyIO releases do without it
-    sniffio = None
+from ._running import declared_asyncio
 
 T = TypeVar("T")
 
@@ -152,17 +146,10 @@ class AsyncioBackend:
 
 
 def _notify_closing(obj: Any) -> None:
-    """:func:`anyio.notify_closing`, also from a loop callback: AnyIO asks
-    sniffio which library runs, and sniffio finds none while no task runs (a
-    transport released by a ``call_soon()`` callback), so it is told."""
-    if sniffio is None:  # pragma: no cover - AnyIO then asks asyncio itself
+    """``anyio.notify_closing()``, from a callback of the loop too (where AnyIO
+    would otherwise raise instead of waking the waits)."""
+    with declared_asyncio():
         anyio.notify_closing(obj)
-        return
-    token = sniffio.current_async_library_cvar.set("asyncio")
-    try:
-        anyio.notify_closing(obj)
-    finally:
-        sniffio.current_async_library_cvar.reset(token)
 
 
 FD_WAITS = FdWaits(

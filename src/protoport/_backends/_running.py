@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 try:
@@ -33,6 +34,19 @@ def current_runtime() -> str:
     except RuntimeError:
         raise RuntimeError("no running event loop") from None
     return "asyncio"
+
+
+@contextmanager
+def declared_asyncio() -> Iterator[None]:
+    """Tell sniffio, and so AnyIO, that asyncio runs: in a callback of the loop,
+    outside any task, it cannot tell unless the program declared it."""
+    cvar = None if sniffio is None else sniffio.current_async_library_cvar
+    token = None if cvar is None else cvar.set("asyncio")
+    try:
+        yield
+    finally:
+        if cvar is not None and token is not None:
+            cvar.reset(token)
 
 
 def call_with_running_loop(

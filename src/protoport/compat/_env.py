@@ -5,19 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import shutil
 import socket
 import ssl
 import tempfile
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, BinaryIO, NoReturn, TypeVar
 
 from ._connections import Connection, StreamConnection
 from ._failures import ScenarioFailure, Unsupported, describe, one_line, short_repr
 from ._kernel_buffers import SMALL_SNDBUF, fill_send_buffer
 from ._log_capture import CAPTURED_LOGGERS, LogCapture
 from ._peer import Peer
-from ._recording import Event, RecordingDatagramProtocol, RecordingProtocol
+from ._recording import (
+    Event,
+    RecordingDatagramProtocol,
+    RecordingProtocol,
+    RecordingSubprocessProtocol,
+)
 from ._timing import PEER_TIMEOUT, POLL_STEP, SETTLE_TIME, WAIT_TIMEOUT
 from ._tls_material import TLSMaterial, tls_material
 
@@ -68,6 +74,9 @@ class Env:
         self._peers: list[Peer] = []
         self._transports: list[Any] = []
         self._servers: list[Any] = []
+        self._files: list[BinaryIO] = []
+        self._subprocesses: list[Any] = []
+        self._processes: list[Any] = []
         self._tempdir: str | None = None
         self._timed_out = False
         self._log_capture = LogCapture(self)
@@ -569,6 +578,132 @@ class Env:
         self._sockets.append(sock)
         return sock
 
+    # -- pipes and child processes ----------------------------------------------
+
+    def pipe(self, *, fill: bool = False) -> tuple[BinaryIO, BinaryIO, int]:
+        """``(read_end, write_end, filled)``: a new pipe as unbuffered file objects
+        (closed after the scenario unless a transport closed them first). With
+        *fill*, the pipe is shrunk to one page and filled with *filled* bytes
+        (:meth:`read_from` skips them), so that what a transport then writes to
+        it stays in the transport's buffer until the other end reads."""
+        read_fd, write_fd = os.pipe()
+        read_end = self.track_file(open(read_fd, "rb", buffering=0))  # noqa: SIM115
+        write_end = self.track_file(open(write_fd, "wb", buffering=0))  # noqa: SIM115
+        filled = 0
+        if fill:
+            import fcntl  # not on every platform: only the pipe scenarios need it
+
+            fcntl.fcntl(write_fd, getattr(fcntl, "F_SETPIPE_SZ", 1031), 4096)
+            os.set_blocking(write_fd, False)
+            try:
+                while True:
+                    filled += os.write(write_fd, b"\0" * 4096)
+            except BlockingIOError:
+                pass
+            os.set_blocking(write_fd, True)
+        return read_end, write_end, filled
+
+    def track_file(self, file: Any) -> Any:
+        """Close *file* after the scenario (closing it again does no harm, so a
+        transport may close it first); returns it."""
+        self._files.append(file)
+        return file
+
+    async def read_from(
+        self, end: BinaryIO, nbytes: int | None = None, *, skip: int = 0
+    ) -> bytes:
+        """Read from *end* (the other end of a pipe the loop writes to) in a worker
+        thread until its end of file, or until *nbytes* bytes; the first *skip*
+        bytes (filler) are not returned. Fails when nothing comes for
+        :data:`PEER_TIMEOUT` seconds."""
+
+        def read() -> bytes:
+            data = bytearray()
+            while nbytes is None or len(data) < skip + nbytes:
+                ready, _, _ = select.select([end], [], [], PEER_TIMEOUT)
+                if not ready:
+                    raise ScenarioFailure(
+                        f"nothing more to read from the pipe after {len(data) - skip}"
+                        " bytes"
+                    )
+                chunk = os.read(end.fileno(), 1 << 20)
+                if not chunk:
+                    break
+                data += chunk
+            return bytes(data[skip:])
+
+        return await self.to_thread(read)
+
+    async def write_to(self, end: BinaryIO, data: bytes) -> None:
+        """Write *data* to *end* (the other end of a pipe the loop reads) in a
+        worker thread."""
+        await self.to_thread(end.write, data)
+
+    def track_subprocess(self, transport: Any) -> Any:
+        """Close the subprocess transport *transport* after the scenario (which
+        kills its child if it still runs); returns it."""
+        if transport is not None and transport not in self._subprocesses:
+            self._subprocesses.append(transport)
+        return transport
+
+    def subprocess_protocol(
+        self, name: str = "protocol"
+    ) -> RecordingSubprocessProtocol:
+        """A new :class:`RecordingSubprocessProtocol` (for use as a protocol
+        factory's result)."""
+        return RecordingSubprocessProtocol(self, name)
+
+    async def subprocess_exec(
+        self,
+        *args: Any,
+        protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """``loop.subprocess_exec(protocol_factory, *args, **kwargs)``, with a
+        :class:`RecordingSubprocessProtocol` by default (stdin, stdout and stderr
+        are pipes unless *kwargs* say otherwise). Returns ``(transport,
+        protocol)``."""
+        self.require("subprocess")
+        self.mark(f"subprocess_exec{args}")
+        transport, protocol = await self.loop.subprocess_exec(
+            protocol_factory or self.subprocess_protocol, *args, **kwargs
+        )
+        self.track_subprocess(transport)
+        return transport, protocol
+
+    async def subprocess_shell(
+        self,
+        command: Any,
+        protocol_factory: Callable[[], asyncio.BaseProtocol] | None = None,
+        **kwargs: Any,
+    ) -> tuple[Any, Any]:
+        """``loop.subprocess_shell()``, as :meth:`subprocess_exec`."""
+        self.require("subprocess")
+        self.mark(f"subprocess_shell({command!r})")
+        transport, protocol = await self.loop.subprocess_shell(
+            protocol_factory or self.subprocess_protocol, command, **kwargs
+        )
+        self.track_subprocess(transport)
+        return transport, protocol
+
+    async def create_subprocess_exec(self, *args: Any, **kwargs: Any) -> Any:
+        """The implementation's ``create_subprocess_exec()`` (:attr:`streams`);
+        the child is killed after the scenario if it still runs."""
+        self.require("subprocess")
+        self.mark(f"create_subprocess_exec{args}")
+        process = await self.streams.create_subprocess_exec(*args, **kwargs)
+        self._processes.append(process)
+        return process
+
+    async def create_subprocess_shell(self, command: str, **kwargs: Any) -> Any:
+        """The implementation's ``create_subprocess_shell()``, as
+        :meth:`create_subprocess_exec`."""
+        self.require("subprocess")
+        self.mark(f"create_subprocess_shell({command!r})")
+        process = await self.streams.create_subprocess_shell(command, **kwargs)
+        self._processes.append(process)
+        return process
+
     # -- the end ---------------------------------------------------------------
 
     def _cleanup(self) -> None:
@@ -587,6 +722,22 @@ class Env:
             try:
                 server.close()
             except Exception:
+                pass
+        for process in self._processes:
+            if process.returncode is None:
+                try:
+                    process.kill()
+                except Exception:
+                    pass
+        for subprocess_transport in self._subprocesses:
+            try:
+                subprocess_transport.close()
+            except Exception:
+                pass
+        for file in self._files:
+            try:
+                file.close()
+            except OSError:  # pragma: no cover
                 pass
         for peer in self._peers:
             peer._shutdown()

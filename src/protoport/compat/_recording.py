@@ -226,3 +226,52 @@ class RecordingDatagramProtocol(_Recorder, asyncio.DatagramProtocol):
             timeout,
         )
         return self.payloads()
+
+
+class RecordingSubprocessProtocol(_Recorder, asyncio.SubprocessProtocol):
+    """An :class:`asyncio.SubprocessProtocol` that records its callbacks:
+    ``("pipe_data_received", fd, bytes)``, ``("pipe_connection_lost", fd, exc)``
+    and ``("process_exited", returncode)`` besides the shared ones; the bytes of
+    each pipe are in :attr:`output`."""
+
+    def __init__(self, env: Env, name: str = "protocol") -> None:
+        _Recorder.__init__(self, env, name, None)
+        #: the bytes received from each of the child's pipes, by fd
+        self.output: dict[int, bytearray] = {1: bytearray(), 2: bytearray()}
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        # Closed (which kills the child if it still runs) after the scenario.
+        self.env.track_subprocess(transport)
+        self.record("connection_made")
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        self.output.setdefault(fd, bytearray()).extend(data)
+        self.record("pipe_data_received", fd, data)
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        self.record("pipe_connection_lost", fd, exc)
+
+    def process_exited(self) -> None:
+        self.record("process_exited", self.transport.get_returncode())
+
+    def order(self) -> list[Any]:
+        """The callbacks without the data: ``"made"``, ``("pipe_lost", fd,
+        None | "ExceptionType")``, ``("exited", returncode)``, ``("lost", None |
+        "ExceptionType")``."""
+        out: list[Any] = []
+        for event in self.events:
+            kind = event[0]
+            if kind == "connection_made":
+                out.append("made")
+            elif kind == "pipe_connection_lost":
+                exc = event[2]
+                out.append(
+                    ("pipe_lost", event[1], None if exc is None else type(exc).__name__)
+                )
+            elif kind == "process_exited":
+                out.append(("exited", event[1]))
+            elif kind == "connection_lost":
+                exc = event[1]
+                out.append(("lost", None if exc is None else type(exc).__name__))
+        return out

@@ -38,6 +38,8 @@ ERROR_HANDLING = section("Event Loop", "Error Handling API")
 STREAM_FUNCTIONS = section("Streams", "Stream Functions")
 STREAM_READER = section("Streams", "StreamReader")
 STREAM_WRITER = section("Streams", "StreamWriter")
+CREATING_SUBPROCESSES = section("Subprocesses", "Creating Subprocesses")
+INTERACTING_WITH_SUBPROCESSES = section("Subprocesses", "Interacting with Subprocesses")
 
 #: Every known section, in the documentation's order.
 SECTIONS: tuple[str, ...] = (
@@ -64,4 +66,6 @@ SECTIONS: tuple[str, ...] = (
     STREAM_FUNCTIONS,
     STREAM_READER,
     STREAM_WRITER,
+    CREATING_SUBPROCESSES,
+    INTERACTING_WITH_SUBPROCESSES,
 )
