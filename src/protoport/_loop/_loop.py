@@ -218,7 +218,12 @@ class Loop(TrioBridge):
                 await self._finish_leftovers()
             self._closed = True
             for fileno, kind in list(self._watched):
-                self._unwatch_at_exit(fileno, kind)
+                # Under asyncio the registrations are the asyncio loop's, which
+                # goes on after this one.
+                try:
+                    self._drop_watch(fileno, kind)
+                except (OSError, ValueError):  # the descriptor is closed already
+                    pass
             for sig in list(self._signals):
                 self.remove_signal_handler(sig)
             self._backend.close()
@@ -807,24 +812,16 @@ class Loop(TrioBridge):
         add = registry.add_reader if kind == _READ else registry.add_writer
         add(fileno, functools.partial(run_handle, handle))
 
-    def _unwatch_at_exit(self, fileno: int, kind: str) -> None:
-        # Under asyncio the registrations are the asyncio loop's, which goes on.
-        self._watched.pop((fileno, kind)).cancel()
-        registry = self._reader_registry()
-        if registry is not None:
-            try:
-                if kind == _READ:
-                    registry.remove_reader(fileno)
-                else:
-                    registry.remove_writer(fileno)
-            except (OSError, ValueError):  # the descriptor is closed already
-                pass
-
     def _unwatch(self, fd: Any, kind: str) -> bool:
         fileno = _fileno(fd)
         self._check_fd(fileno, fd)
         if self._closed:
             return False
+        return self._drop_watch(fileno, kind)
+
+    def _drop_watch(self, fileno: int, kind: str) -> bool:
+        """Forget what add_reader()/add_writer() registered for *fileno*; return
+        whether there was something."""
         handle = self._watched.pop((fileno, kind), None)
         if handle is None:
             return False

@@ -13,7 +13,6 @@ import asyncio
 import io
 import os
 import socket
-import ssl as _ssl
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ import anyio.to_thread
 
 from .._backends import fd_waits
 from ._dns import AddrInfo, resolve
+from ._tls_arguments import check_not_ssl_socket
 
 #: What ``sock_sendfile()`` reads at a time when it falls back to sending.
 SENDFILE_FALLBACK_CHUNK = 256 * 1024
@@ -32,8 +32,7 @@ FdCheck = Callable[[int], None]
 
 def check_socket(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     """asyncio's checks: no TLS socket; a non-blocking one (in debug mode)."""
-    if isinstance(sock, _ssl.SSLSocket):
-        raise TypeError("Socket cannot be of type SSLSocket")
+    check_not_ssl_socket(sock)
     if loop.get_debug() and sock.gettimeout() != 0:
         raise ValueError("the socket must be non-blocking")
 
