@@ -22,10 +22,13 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
+import shutil
 import socket
 import statistics
+import subprocess
 import tempfile
 import time
 from functools import partial
@@ -80,6 +83,62 @@ async def _serve_trio_asyncio(host, port):
 
 
 #: name -> (runner, modules it needs, what it is)
+#: The kernel's floor: the same echo as a compiled C program over epoll, reading
+#: until the socket is drained, as an event loop does. What it spends per datagram
+#: is what any implementation pays for the receive, the send and the wait.
+FLOOR_SOURCE = r"""
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+
+int main(int argc, char **argv) {
+    struct sockaddr_in self = {0};
+    self.sin_family = AF_INET;
+    self.sin_port = htons((unsigned short)atoi(argv[2]));
+    if (inet_pton(AF_INET, argv[1], &self.sin_addr) != 1) return 2;
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK, 0);
+    if (sock < 0 || bind(sock, (struct sockaddr *)&self, sizeof self) < 0) return 1;
+    int ep = epoll_create1(0);
+    struct epoll_event want = {.events = EPOLLIN, .data.fd = sock}, got;
+    if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sock, &want) < 0) return 1;
+    char buf[65536];
+    for (;;) {
+        if (epoll_wait(ep, &got, 1, -1) < 0 && errno != EINTR) return 1;
+        for (;;) {
+            struct sockaddr_storage peer;
+            socklen_t len = sizeof peer;
+            ssize_t n = recvfrom(sock, buf, sizeof buf, 0,
+                                 (struct sockaddr *)&peer, &len);
+            if (n < 0) break;
+            sendto(sock, buf, (size_t)n, 0, (struct sockaddr *)&peer, len);
+        }
+    }
+}
+"""
+
+
+def _serve_floor(host, port):
+    """Compile the floor server once per source and replace this process with it,
+    so the driver measures the compiled program's CPU time."""
+    digest = hashlib.sha256(FLOOR_SOURCE.encode()).hexdigest()[:16]
+    binary = os.path.join(tempfile.gettempdir(), f"protoport-udp-floor-{digest}")
+    if not os.path.exists(binary):
+        with tempfile.TemporaryDirectory() as build:
+            source = os.path.join(build, "floor.c")
+            with open(source, "w") as f:
+                f.write(FLOOR_SOURCE)
+            partial_binary = os.path.join(build, "floor")
+            subprocess.run(
+                [shutil.which("cc") or "cc", "-O2", "-o", partial_binary, source],
+                check=True,
+            )
+            os.replace(partial_binary, binary)
+    os.execv(binary, [binary, host, str(port)])
+
+
 SERVERS = {
     "protoport-trio": (
         partial(_driver.run_under, "trio", _serve_protoport),
@@ -106,6 +165,11 @@ SERVERS = {
         ("trio", "trio_asyncio"),
         "asyncio's own datagram transport on trio_asyncio.open_loop() under trio.run",
     ),
+    "kernel-floor": (
+        _serve_floor,
+        (),
+        "the same echo in C over epoll (the kernel's share; not a Python peer)",
+    ),
 }
 
 PROTOPORT_SERVERS = ("protoport-trio", "protoport-asyncio")
@@ -120,6 +184,8 @@ TARGET_SIZE = 512
 
 
 def missing_modules(kind):
+    if kind == "kernel-floor" and shutil.which("cc") is None:
+        return ["a C compiler (cc)"]
     return _driver.missing_modules(kind, SERVERS)
 
 
