@@ -12,7 +12,7 @@ from contextlib import AbstractContextManager
 
 import pytest
 
-from _servers import Running, Unavailable, postgres_server, redis_server
+from ._servers import Running, Unavailable, postgres_server, redis_server
 
 
 def _start(server: AbstractContextManager[Running], what: str) -> Iterator[Running]:

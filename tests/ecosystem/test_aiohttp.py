@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from _ecosystem import run_in_loop, serve_aiohttp
+from ._ecosystem import run_in_loop, serve_aiohttp
 
 aiohttp = pytest.importorskip("aiohttp", reason="needs the ecosystem extra")
 web = pytest.importorskip("aiohttp.web", reason="needs the ecosystem extra")

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trustme
 
-from _ecosystem import run_in_loop
+from ._ecosystem import run_in_loop
 
 pytest.importorskip("aioquic", reason="needs the ecosystem extra")
 from aioquic.asyncio import QuicConnectionProtocol, serve

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from _ecosystem import run_in_loop
-from _servers import POSTGRES_DATABASE, POSTGRES_USER, Running
+from ._ecosystem import run_in_loop
+from ._servers import POSTGRES_DATABASE, POSTGRES_USER, Running
 
 asyncpg = pytest.importorskip("asyncpg", reason="needs the ecosystem extra")
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from _ecosystem import run_in_loop
+from ._ecosystem import run_in_loop
 
 asyncssh = pytest.importorskip("asyncssh", reason="needs the ecosystem extra")
 

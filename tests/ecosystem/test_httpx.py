@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from _ecosystem import run_in_loop, serve_aiohttp
+from ._ecosystem import run_in_loop, serve_aiohttp
 
 httpx = pytest.importorskip("httpx", reason="needs the ecosystem extra")
 web = pytest.importorskip("aiohttp.web", reason="needs the ecosystem extra")

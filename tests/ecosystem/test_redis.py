@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from _ecosystem import run_in_loop
-from _servers import Running
+from ._ecosystem import run_in_loop
+from ._servers import Running
 
 aioredis = pytest.importorskip("redis.asyncio", reason="needs the ecosystem extra")
 

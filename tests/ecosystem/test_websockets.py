@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from _ecosystem import run_in_loop
+from ._ecosystem import run_in_loop
 
 server = pytest.importorskip(
     "websockets.asyncio.server", reason="needs the ecosystem extra"
