@@ -1,0 +1,1 @@
+"""Real libraries run through protoport against real servers."""
