@@ -552,6 +552,27 @@ async def test_create_subprocess_shell_with_a_reader_limit() -> None:
         await process.wait()
 
 
+async def test_a_reader_over_its_limit_pauses_the_pipe_and_the_child_waits() -> None:
+    """As asyncio's: stdout's reader pauses its pipe once it holds more than twice
+    its limit (what CPython's test_pause_reading checks through a mock), so a
+    child writing more than anybody reads waits on the full pipe."""
+    size = 8 * MIB
+    async with protoport.open_loop():
+        process = await protoport.create_subprocess_exec(
+            PY,
+            "-c",
+            f"import sys; sys.stdout.buffer.write(b'x' * {size})",
+            stdout=PIPE,
+            limit=1024,
+        )
+        with anyio.move_on_after(0.5):
+            await process.wait()
+        assert process.returncode is None
+        assert process.stdout is not None
+        assert len(await process.stdout.read()) == size
+        assert await process.wait() == 0
+
+
 async def test_communicate_with_20_mib_each_way_does_not_deadlock() -> None:
     payload = os.urandom(MIB) * 20
     async with protoport.open_loop():
