@@ -62,9 +62,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     is involved. The child is reaped by this transport, so its pid is never
     another process's while :meth:`send_signal` may use it.
 
-    ``start()``, ``abort()``, ``finish()`` and ``add_exit_waiter()`` are for the
-    loop that owns the transport (leaving the loop kills a child still running
-    and reaps it); ``pipe_data_received()`` and ``pipe_connection_lost()`` are
+    ``start()``, ``abort()``, ``finish()``, ``add_exit_waiter()`` and
+    ``wait_exited()`` are for the loop that owns the transport (leaving the loop
+    kills a child still running and reaps it, and so does a cancelled call that
+    was starting it); ``pipe_data_received()`` and ``pipe_connection_lost()`` are
     called by the transports of the child's pipes.
     """
 
