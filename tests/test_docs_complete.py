@@ -54,6 +54,7 @@ LEFT_OUT = {
         "abort",
         "finish",
         "add_exit_waiter",
+        "wait_exited",
         "pipe_data_received",
         "pipe_connection_lost",
     },

@@ -390,6 +390,105 @@ async def test_a_loop_left_by_an_exception_kills_and_reaps_its_child() -> None:
     assert open_fds() == before
 
 
+class CancelsItsCaller(Recorder):
+    """Has its caller cancelled from ``connection_made()``: the child runs, the
+    call that starts it has not returned yet."""
+
+    def __init__(self, cancel: Any) -> None:
+        super().__init__()
+        self._cancel = cancel
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self._cancel()
+
+
+async def _cancel_subprocess_exec(
+    loop: asyncio.AbstractEventLoop, rounds: int = 0
+) -> list[Any]:
+    """Cancel a ``subprocess_exec()`` call of *loop* in progress, *rounds* rounds
+    of the loop after ``connection_made()``; what the caller sees then, and what
+    the protocol hears."""
+    made: list[CancelsItsCaller] = []
+
+    def cancel_after(rounds: int) -> None:
+        if rounds:
+            loop.call_soon(cancel_after, rounds - 1)
+        else:
+            task.cancel()
+
+    def factory() -> CancelsItsCaller:
+        made.append(CancelsItsCaller(lambda: cancel_after(rounds)))
+        return made[-1]
+
+    task = loop.create_task(loop.subprocess_exec(factory, "sleep", "30"))
+    outcome: list[Any] = []
+    try:
+        await task
+    except asyncio.CancelledError:
+        outcome.append("CancelledError")
+        transport = made[0].transport
+        # Reaped before the cancellation goes on.
+        outcome.append(reaped(transport.get_pid()))
+        outcome.append(transport.get_returncode())
+    else:
+        # Too late to cancel the call: the child is the caller's.
+        outcome.append("returned")
+        task.result()[0].close()
+    [protocol] = made
+    # asyncio's way of waiting: this runs in a task of the loop.
+    for _ in range(500):
+        if protocol.lost.is_set():
+            break
+        await asyncio.sleep(0.01)
+    check_order(protocol.trace, {0, 1, 2})
+    return outcome
+
+
+async def test_a_call_cancelled_while_it_starts_a_child_kills_and_reaps_it() -> None:
+    async def natively() -> list[Any]:
+        return await _cancel_subprocess_exec(asyncio.get_running_loop())
+
+    native = await anyio.to_thread.run_sync(asyncio.run, natively())
+    before = open_fds()
+    async with protoport.open_loop() as loop:
+        with anyio.fail_after(5):
+            ours = await loop.create_task(_cancel_subprocess_exec(loop))
+    assert open_fds() == before
+    assert native == ["CancelledError", True, -signal.SIGKILL]
+    assert ours == native
+
+
+@pytest.mark.parametrize("rounds", range(5))
+async def test_a_cancellation_at_any_point_of_the_call_leaves_no_child_behind(
+    rounds: int,
+) -> None:
+    before = open_fds()
+    async with protoport.open_loop() as loop:
+        with anyio.fail_after(5):
+            outcome = await loop.create_task(_cancel_subprocess_exec(loop, rounds))
+    assert outcome in (
+        ["CancelledError", True, -signal.SIGKILL],
+        # The call returned (a running child, which the caller then closed).
+        ["returned"],
+    )
+    assert open_fds() == before
+
+
+async def test_anyio_code_cancelled_while_it_starts_a_child_leaves_none() -> None:
+    before = open_fds()
+    async with protoport.open_loop() as loop:
+        with anyio.CancelScope() as scope:
+            protocol = CancelsItsCaller(lambda: scope.cancel())
+            await loop.subprocess_exec(lambda: protocol, "sleep", "30")
+        assert scope.cancelled_caught
+        assert reaped(protocol.transport.get_pid())
+        assert protocol.transport.get_returncode() == -signal.SIGKILL
+        await protocol.wait_lost()
+    assert open_fds() == before
+    check_order(protocol.trace, {0, 1, 2})
+
+
 @pytest.fixture(params=["reactor", "task", "thread"])
 def exit_watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
     """How the child's exit is noticed: a pidfd in the reactor, a pidfd a task
@@ -451,6 +550,27 @@ async def test_create_subprocess_shell_with_a_reader_limit() -> None:
         with pytest.raises(ValueError, match=r"^Separator is "):
             await process.stdout.readline()
         await process.wait()
+
+
+async def test_a_reader_over_its_limit_pauses_the_pipe_and_the_child_waits() -> None:
+    """As asyncio's: stdout's reader pauses its pipe once it holds more than twice
+    its limit (what CPython's test_pause_reading checks through a mock), so a
+    child writing more than anybody reads waits on the full pipe."""
+    size = 8 * MIB
+    async with protoport.open_loop():
+        process = await protoport.create_subprocess_exec(
+            PY,
+            "-c",
+            f"import sys; sys.stdout.buffer.write(b'x' * {size})",
+            stdout=PIPE,
+            limit=1024,
+        )
+        with anyio.move_on_after(0.5):
+            await process.wait()
+        assert process.returncode is None
+        assert process.stdout is not None
+        assert len(await process.stdout.read()) == size
+        assert await process.wait() == 0
 
 
 async def test_communicate_with_20_mib_each_way_does_not_deadlock() -> None:
@@ -558,3 +678,27 @@ async def test_asyncio_code_in_a_task_of_the_loop_runs_a_process() -> None:
         task = loop.create_task(asyncio_code())
         with anyio.fail_after(10):
             assert await task == (b"from a task\n", 0)
+
+
+async def test_asyncios_own_process_class_works_over_the_transport() -> None:
+    """asyncio.subprocess.Process waits through ``transport._wait()``: what
+    asyncio.create_subprocess_exec() builds when the facade is the running loop."""
+
+    async def asyncio_code(loop: asyncio.AbstractEventLoop) -> list[Any]:
+        transport, protocol = await loop.subprocess_exec(
+            lambda: asyncio.subprocess.SubprocessStreamProtocol(2**16, loop),
+            "sh",
+            "-c",
+            "cat; exit 5",
+            stdin=PIPE,
+            stdout=PIPE,
+            stderr=None,
+        )
+        process = asyncio.subprocess.Process(transport, protocol, loop)
+        out, _ = await process.communicate(b"through asyncio's Process")
+        return [out, await process.wait(), process.returncode]
+
+    async with protoport.open_loop() as loop:
+        with anyio.fail_after(10):
+            outcome = await loop.create_task(asyncio_code(loop))
+    assert outcome == [b"through asyncio's Process", 5, 5]

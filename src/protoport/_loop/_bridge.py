@@ -11,7 +11,7 @@ import abc
 import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 import anyio
 
@@ -61,37 +61,82 @@ class TrioBridge(asyncio.AbstractEventLoop):
             if not future.done():
                 future.set_result(result)
 
-    async def _await_in_trio_task(self, call: Callable[[], Awaitable[T]]) -> T:
+    async def _await_in_trio_task(
+        self,
+        call: Callable[[], Awaitable[T]],
+        discard: Callable[[T], Awaitable[object]] | None = None,
+    ) -> T:
         """Await ``call()`` from a task of this loop, by running it in a Trio task.
 
         Cancelling the loop task cancels the call and, as when the call runs in
-        the task itself under asyncio, waits until it has ended.
+        the task itself under asyncio, waits until it has ended. A call that got
+        to its end before it saw the cancellation has its result awaited with
+        *discard* (when given) before the cancellation goes on: what it made
+        would be nobody's otherwise.
         """
         future, scope = self._start_in_trio_task(call)
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
             scope.cancel()
-            while not future.done():
-                try:
-                    await asyncio.shield(future)
-                except asyncio.CancelledError:
-                    pass
+            await _outlast(future)
+            if (
+                discard is not None
+                and not future.cancelled()
+                and future.exception() is None
+            ):
+                made = future.result()
+                undone, _ = self._start_in_trio_task(lambda: discard(made))
+                await _outlast(undone)
             raise
 
 
-def trio_side(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+async def _outlast(future: asyncio.Future[Any]) -> None:
+    """Wait until *future* is done, whatever cancels the waiting task meanwhile."""
+    while not future.done():
+        try:
+            await asyncio.shield(future)
+        except asyncio.CancelledError:
+            pass
+
+
+@overload
+def trio_side(
+    fn: Callable[P, Awaitable[T]],
+) -> Callable[P, Coroutine[Any, Any, T]]: ...
+
+
+@overload
+def trio_side(
+    *, discard: Callable[[Any], Awaitable[object]]
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]: ...
+
+
+def trio_side(
+    fn: Callable[P, Awaitable[T]] | None = None,
+    *,
+    discard: Callable[[Any], Awaitable[object]] | None = None,
+) -> Any:
     """Make a coroutine function that waits the AnyIO way awaitable from a task
     of a facade too (under asyncio the running loop is never a facade, so the
-    call runs where it is)."""
+    call runs where it is).
 
-    @functools.wraps(fn)
-    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
-        loop = get_running_loop_raw()
-        if isinstance(loop, TrioBridge):
-            return await loop._await_in_trio_task(
-                functools.partial(fn, *args, **kwargs)
-            )
-        return await fn(*args, **kwargs)
+    With *discard*, for a method that makes something its caller must own (a
+    child process): when a facade's task is cancelled while the call runs in a
+    Trio task that still gets to its end, ``await discard(result)`` undoes it.
+    (A call that runs where it is sees the cancellation itself.)
+    """
 
-    return call
+    def bridged(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
+        @functools.wraps(fn)
+        async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+            loop = get_running_loop_raw()
+            if isinstance(loop, TrioBridge):
+                return await loop._await_in_trio_task(
+                    functools.partial(fn, *args, **kwargs), discard
+                )
+            return await fn(*args, **kwargs)
+
+        return call
+
+    return bridged if fn is None else bridged(fn)

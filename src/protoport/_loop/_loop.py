@@ -41,7 +41,11 @@ from .._transports._tls import TLSOptions, check_timeouts
 from . import _connections, _datagrams, _dns, _pipes, _servers, _sockets
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
-from ._subprocesses import check_common_arguments, start_subprocess
+from ._subprocesses import (
+    check_common_arguments,
+    discard_subprocess,
+    start_subprocess,
+)
 
 T = TypeVar("T")
 if TYPE_CHECKING:
@@ -520,7 +524,7 @@ class Loop(TrioBridge):
         owns *pipe* from then on."""
         return _pipes.connect_write_pipe(self._host, protocol_factory, pipe)
 
-    @trio_side
+    @trio_side(discard=discard_subprocess)
     async def subprocess_exec(
         self,
         protocol_factory: Callable[[], _P],
@@ -543,7 +547,7 @@ class Loop(TrioBridge):
         check_common_arguments(universal_newlines, bufsize, text, encoding, errors)
         if shell:
             raise ValueError("shell must be False")
-        return start_subprocess(
+        return await start_subprocess(
             self._host,
             protocol_factory,
             (program, *args),
@@ -554,7 +558,7 @@ class Loop(TrioBridge):
             kwargs=kwargs,
         )
 
-    @trio_side
+    @trio_side(discard=discard_subprocess)
     async def subprocess_shell(
         self,
         protocol_factory: Callable[[], _P],
@@ -581,7 +585,7 @@ class Loop(TrioBridge):
         if not shell:
             raise ValueError("shell must be True")
         check_common_arguments(False, bufsize, text, encoding, errors)
-        return start_subprocess(
+        return await start_subprocess(
             self._host,
             protocol_factory,
             cmd,

@@ -7,6 +7,9 @@ import subprocess
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import anyio
+import anyio.lowlevel
+
 from .._core._host import Host
 from .._transports._subprocess import SubprocessTransport
 
@@ -34,7 +37,7 @@ def check_common_arguments(
         raise ValueError("errors must be None")
 
 
-def start_subprocess(
+async def start_subprocess(
     host: Host,
     protocol_factory: Callable[[], _P],
     args: Any,
@@ -48,9 +51,17 @@ def start_subprocess(
     """Make the protocol, start the child and its transport; return once
     ``connection_made()`` ran. The child is started before any callback, so a
     program that cannot be run raises (e.g. ``FileNotFoundError``) with no
-    callback made."""
+    callback made.
+
+    As asyncio's, the call returns on a later round of the loop, and a call
+    cancelled by then kills the child, closes its pipes and waits until it is
+    reaped before it ends with the cancellation.
+    """
     if host.loop.is_closed():
         raise RuntimeError("Event loop is closed")
+    # A call cancelled before it started (e.g. under Trio, before the task that
+    # runs it had its turn) starts no child.
+    await anyio.lowlevel.checkpoint_if_cancelled()
     protocol = host.invoke(protocol_factory)
     popen = subprocess.Popen(
         args,
@@ -72,4 +83,18 @@ def start_subprocess(
                 pipe.close()
         raise
     transport.start()
+    try:
+        await anyio.lowlevel.checkpoint()
+    except BaseException:
+        await discard_subprocess((transport, protocol))
+        raise
     return transport, protocol
+
+
+async def discard_subprocess(made: tuple[SubprocessTransport, Any]) -> None:
+    """Undo a subprocess call whose caller was cancelled, as asyncio does: close
+    the transport (which kills the child) and wait until the child is reaped."""
+    transport = made[0]
+    transport.close()
+    with anyio.CancelScope(shield=True):
+        await transport.wait_exited()

@@ -62,9 +62,10 @@ class SubprocessTransport(asyncio.SubprocessTransport):
     is involved. The child is reaped by this transport, so its pid is never
     another process's while :meth:`send_signal` may use it.
 
-    ``start()``, ``abort()``, ``finish()`` and ``add_exit_waiter()`` are for the
-    loop that owns the transport (leaving the loop kills a child still running
-    and reaps it); ``pipe_data_received()`` and ``pipe_connection_lost()`` are
+    ``start()``, ``abort()``, ``finish()``, ``add_exit_waiter()`` and
+    ``wait_exited()`` are for the loop that owns the transport (leaving the loop
+    kills a child still running and reaps it, and so does a cancelled call that
+    was starting it); ``pipe_data_received()`` and ``pipe_connection_lost()`` are
     called by the transports of the child's pipes.
     """
 
@@ -256,6 +257,19 @@ class SubprocessTransport(asyncio.SubprocessTransport):
             self._waits.notify_closing(pidfd)
             os.close(pidfd)
 
+    async def wait_exited(self) -> int:
+        """Wait until the child has exited and is reaped; return its exit status
+        (from a task of the loop or from AnyIO code)."""
+        waiter: asyncio.Future[int] = self._loop.create_future()
+        self.add_exit_waiter(waiter)
+        return await waiter
+
+    # asyncio.subprocess.Process.wait() awaits ``transport._wait()`` on whatever
+    # transport its loop made: under this name asyncio's own Process (made by
+    # asyncio.create_subprocess_exec() while this loop runs) works over this
+    # transport.
+    _wait = wait_exited
+
     def add_exit_waiter(self, waiter: asyncio.Future[int]) -> None:
         """Have *waiter* receive the return code once the child has exited (at
         once if it has); a cancelled waiter is left alone."""
@@ -317,10 +331,12 @@ class SubprocessTransport(asyncio.SubprocessTransport):
         self._closed = True
         for pipe in self._pipes.values():
             pipe.close()
-        if self._returncode is None:
+        # Asking Popen (not the pid) leaves alone a child that has exited but is
+        # not seen by this transport yet, and one that somebody else reaped.
+        if self._returncode is None and self._popen.poll() is None:
             try:
-                os.kill(self._pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                self._popen.kill()
+            except ProcessLookupError:
                 pass
 
     def abort(self) -> None:
