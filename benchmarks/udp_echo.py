@@ -25,7 +25,6 @@ import asyncio
 import os
 import random
 import socket
-import statistics
 import tempfile
 import time
 from functools import partial
@@ -294,33 +293,6 @@ def measure(kind, size, args, log_dir):
     return result
 
 
-def cpu_ratios(samples, servers, sizes):
-    """``{ours: {peer: {size: peer's median CPU per datagram / ours}}}``."""
-
-    def median_cpu(kind, size):
-        values = [
-            r["server_cpu_us_per_request"]
-            for r in samples.get(kind, {}).get(size, [])
-            if r["server_cpu_us_per_request"]
-        ]
-        return statistics.median(values) if values else None
-
-    ratios = {}
-    for ours in PROTOPORT_SERVERS:
-        if ours not in servers:
-            continue
-        for other in servers:
-            if other == ours:
-                continue
-            for size in sizes:
-                mine, theirs = median_cpu(ours, size), median_cpu(other, size)
-                if mine and theirs:
-                    ratios.setdefault(ours, {}).setdefault(other, {})[size] = (
-                        theirs / mine
-                    )
-    return ratios
-
-
 def render_markdown(env, args, servers, sizes, stats, cpu_by, targets, skipped):
     lines = ["UDP echo benchmark.", ""]
     lines.append(_driver.measured_line(env))
@@ -408,7 +380,9 @@ def cmd_run(args):
         "requests_per_second",
         cpu=("server_cpu_us_per_request", "cpu_us_per_request"),
     )
-    cpu_by = cpu_ratios(samples, servers, sizes)
+    cpu_by = _driver.cpu_ratios(
+        samples, servers, sizes, PROTOPORT_SERVERS, "server_cpu_us_per_request"
+    )
     targets = _driver.verdicts(
         TARGETS,
         lambda ours, other: cpu_by.get(ours, {}).get(other, {}).get(TARGET_SIZE),
