@@ -302,8 +302,8 @@ def choose_servers(requested, available, missing, what="server(s)"):
 def interleave(servers, sizes, args, log_dir, measure, describe):
     """Call ``measure(kind, size)`` for every round, size and server, the
     servers shuffled anew for each round and size; print a progress line ending
-    in ``describe(size, kind, result)`` after each. Exits, keeping *log_dir*, if
-    a measurement fails; removes it otherwise. Returns
+    in ``describe(size, kind, result)`` after each. Exits, keeping *log_dir*
+    (if not None), if a measurement fails; removes it otherwise. Returns
     ``samples[kind][size]``, lists of the results, and every run in order."""
     samples = {}
     runs = []
@@ -319,7 +319,8 @@ def interleave(servers, sizes, args, log_dir, measure, describe):
                 try:
                     result = measure(kind, size)
                 except RuntimeError as exc:
-                    sys.exit(f"error: {exc}\nserver logs are kept in {log_dir}")
+                    kept = f"\nserver logs are kept in {log_dir}" if log_dir else ""
+                    sys.exit(f"error: {exc}{kept}")
                 samples.setdefault(kind, {}).setdefault(size, []).append(result)
                 runs.append({"round": round_no, "server": kind, **result})
                 print(
@@ -328,7 +329,8 @@ def interleave(servers, sizes, args, log_dir, measure, describe):
                     file=sys.stderr,
                     flush=True,
                 )
-    shutil.rmtree(log_dir, ignore_errors=True)
+    if log_dir:
+        shutil.rmtree(log_dir, ignore_errors=True)
     return samples, runs
 
 
@@ -435,9 +437,11 @@ def load_average():
         return None
 
 
-def environment():
+def environment(*more):
+    """Where the run is, with the versions of the peers and of *more*
+    distributions."""
     versions = {}
-    for dist in ("protoport", "trio", "anyio", "uvloop", "trio-asyncio"):
+    for dist in ("protoport", "trio", "anyio", "uvloop", "trio-asyncio", *more):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:

@@ -358,7 +358,7 @@ def cmd_run(args):
         lambda kind, load: measure(kind, load, args, log_dir),
         describe,
     )
-    env = environment()
+    env = environment("uvicorn", "h11", "httptools")
     env["load_average"] = {"before": load_before, "after": load_average()}
     stats, _ = _driver.summarize(
         samples,
