@@ -518,24 +518,26 @@ def size_table(servers, sizes, cell):
     return table("server", columns, rows)
 
 
-def column_table(servers, columns, stats, cell):
-    """A table of a row per server and a column per name of *columns*;
-    ``cell(stats[kind][column])`` fills it (``-`` where nothing was measured)."""
+def column_table(servers, columns, stats, cell, first="server"):
+    """A table of a row per server and a column per name of *columns*, headed
+    *first*; ``cell(stats[kind][column])`` fills it (``-`` where nothing was
+    measured)."""
 
     def fill(kind, column):
         s = stats.get(kind, {}).get(column)
         return "-" if s is None else cell(s)
 
     rows = ((kind, [fill(kind, c) for c in columns]) for kind in servers)
-    return table("server", list(columns), rows)
+    return table(first, list(columns), rows)
 
 
-def cpu_ratio_tables(cpu_by, columns):
+def cpu_ratio_tables(cpu_by, columns, unit="request"):
     """A table per protoport implementation of :func:`cpu_ratios`, a row per
-    peer and a column per name of *columns*."""
+    peer and a column per name of *columns*; *unit* is what the CPU time is
+    per."""
     lines = []
     for ours, by_other in cpu_by.items():
-        lines += ["", f"CPU time per request, peer / {ours} (above 1: ours cheaper):"]
+        lines += ["", f"CPU time per {unit}, peer / {ours} (above 1: ours cheaper):"]
         lines.append("")
         rows = (
             (other, [f"{by[c]:.2f}x" if c in by else "-" for c in columns])

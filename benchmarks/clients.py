@@ -479,12 +479,18 @@ def render_markdown(env, args, clients, workloads, stats, cpu_by, targets, skipp
         "An operation: " + "; ".join(f"{w}, {WORKLOADS[w][4]}" for w in workloads) + "."
     )
     lines += ["", "Operations per second, median (min-max):", ""]
-    lines += _driver.column_table(clients, workloads, stats, _driver.fmt_range)
+    lines += _driver.column_table(
+        clients, workloads, stats, _driver.fmt_range, "client"
+    )
     lines += ["", "Client CPU time (user + system) per operation in µs, median:", ""]
     lines += _driver.column_table(
-        clients, workloads, stats, lambda s: _driver.fmt_cpu(s["cpu_us_per_op"])
+        clients,
+        workloads,
+        stats,
+        lambda s: _driver.fmt_cpu(s["cpu_us_per_op"]),
+        "client",
     )
-    lines += _driver.cpu_ratio_tables(cpu_by, workloads)
+    lines += _driver.cpu_ratio_tables(cpu_by, workloads, "operation")
     lines += ["", "Targets, in client CPU time per operation (goals, not assertions):"]
     lines.append("")
     lines += _driver.target_lines(targets)
