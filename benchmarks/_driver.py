@@ -302,8 +302,8 @@ def choose_servers(requested, available, missing, what="server(s)"):
 def interleave(servers, sizes, args, log_dir, measure, describe):
     """Call ``measure(kind, size)`` for every round, size and server, the
     servers shuffled anew for each round and size; print a progress line ending
-    in ``describe(size, kind, result)`` after each. Exits, keeping *log_dir*, if
-    a measurement fails; removes it otherwise. Returns
+    in ``describe(size, kind, result)`` after each. Exits, keeping *log_dir*
+    (if not None), if a measurement fails; removes it otherwise. Returns
     ``samples[kind][size]``, lists of the results, and every run in order."""
     samples = {}
     runs = []
@@ -319,7 +319,8 @@ def interleave(servers, sizes, args, log_dir, measure, describe):
                 try:
                     result = measure(kind, size)
                 except RuntimeError as exc:
-                    sys.exit(f"error: {exc}\nserver logs are kept in {log_dir}")
+                    kept = f"\nserver logs are kept in {log_dir}" if log_dir else ""
+                    sys.exit(f"error: {exc}{kept}")
                 samples.setdefault(kind, {}).setdefault(size, []).append(result)
                 runs.append({"round": round_no, "server": kind, **result})
                 print(
@@ -328,7 +329,8 @@ def interleave(servers, sizes, args, log_dir, measure, describe):
                     file=sys.stderr,
                     flush=True,
                 )
-    shutil.rmtree(log_dir, ignore_errors=True)
+    if log_dir:
+        shutil.rmtree(log_dir, ignore_errors=True)
     return samples, runs
 
 
@@ -394,6 +396,31 @@ def verdicts(goals, ratio_of, **fields):
     return targets
 
 
+def cpu_ratios(samples, servers, columns, ours_kinds, key):
+    """``{ours: {peer: {column: peer's median / ours}}}`` of the CPU time per
+    request *key* in ``samples[server][column]``, a list of results, for each
+    of *ours_kinds*: above 1, ours costs less."""
+
+    def median_cpu(kind, column):
+        values = [r[key] for r in samples.get(kind, {}).get(column, []) if r.get(key)]
+        return statistics.median(values) if values else None
+
+    ratios = {}
+    for ours in ours_kinds:
+        if ours not in servers:
+            continue
+        for other in servers:
+            if other == ours:
+                continue
+            for column in columns:
+                mine, theirs = median_cpu(ours, column), median_cpu(other, column)
+                if mine and theirs:
+                    ratios.setdefault(ours, {}).setdefault(other, {})[column] = (
+                        theirs / mine
+                    )
+    return ratios
+
+
 def by_size_json(by_kind):
     """``{kind: {size: value}}`` with the sizes as strings, for JSON."""
     return {
@@ -410,9 +437,11 @@ def load_average():
         return None
 
 
-def environment():
+def environment(*more):
+    """Where the run is, with the versions of the peers and of *more*
+    distributions."""
     versions = {}
-    for dist in ("protoport", "trio", "anyio", "uvloop", "trio-asyncio"):
+    for dist in ("protoport", "trio", "anyio", "uvloop", "trio-asyncio", *more):
         try:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
@@ -447,6 +476,22 @@ def fmt_range(s):
     return f"{fmt_rate(s['median'])} ({fmt_rate(s['min'])}-{fmt_rate(s['max'])})"
 
 
+def fmt_cpu(value):
+    """A CPU time in µs, or ``-`` when it was not measured."""
+    return "-" if value is None else f"{value:.1f}"
+
+
+def load_note(env):
+    """The machine's load average around the run, for :func:`measured_line`."""
+    load = env.get("load_average") or {}
+    if load.get("before") is None or load.get("after") is None:
+        return ""
+    return (
+        f" (load average over 1 min before and after the run: "
+        f"{load['before']:.2f}, {load['after']:.2f})"
+    )
+
+
 def measured_line(env, extra=""):
     """Where and when the run was, with *extra* after the Python version."""
     versions = ", ".join(f"{k} {v}" for k, v in env["versions"].items() if v)
@@ -473,6 +518,35 @@ def size_table(servers, sizes, cell):
     return table("server", columns, rows)
 
 
+def column_table(servers, columns, stats, cell, first="server"):
+    """A table of a row per server and a column per name of *columns*, headed
+    *first*; ``cell(stats[kind][column])`` fills it (``-`` where nothing was
+    measured)."""
+
+    def fill(kind, column):
+        s = stats.get(kind, {}).get(column)
+        return "-" if s is None else cell(s)
+
+    rows = ((kind, [fill(kind, c) for c in columns]) for kind in servers)
+    return table(first, list(columns), rows)
+
+
+def cpu_ratio_tables(cpu_by, columns, unit="request"):
+    """A table per protoport implementation of :func:`cpu_ratios`, a row per
+    peer and a column per name of *columns*; *unit* is what the CPU time is
+    per."""
+    lines = []
+    for ours, by_other in cpu_by.items():
+        lines += ["", f"CPU time per {unit}, peer / {ours} (above 1: ours cheaper):"]
+        lines.append("")
+        rows = (
+            (other, [f"{by[c]:.2f}x" if c in by else "-" for c in columns])
+            for other, by in by_other.items()
+        )
+        lines += table("peer", list(columns), rows)
+    return lines
+
+
 def ratio_tables(ratios, sizes):
     """A table per protoport server of its ratios to each peer, by size."""
     lines = []
@@ -493,7 +567,10 @@ def target_lines(targets):
             verdict = "not measured"
         else:
             verdict = f"{t['ratio']:.2f}x - {'met' if t['met'] else 'NOT met'}"
-        lines.append(f"- {t['server']} >= {t['minimum']:g}x {t['peer']}: {verdict}")
+        where = f" ({t['load']})" if "load" in t else ""
+        lines.append(
+            f"- {t['server']} >= {t['minimum']:g}x {t['peer']}{where}: {verdict}"
+        )
     return lines
 
 
@@ -515,6 +592,19 @@ def publish(args, markdown, report):
 
 
 # -- command line -------------------------------------------------------------------
+
+
+def add_quick(parser):
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="2 rounds of 1 s after 1 s of warm-up, for a first look",
+    )
+
+
+def apply_quick(args):
+    if args.quick:
+        args.rounds, args.duration, args.warmup = 2, 1.0, 1.0
 
 
 def list_servers(servers, width, indent=""):

@@ -27,7 +27,6 @@ import os
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import tempfile
 import time
@@ -360,33 +359,6 @@ def measure(kind, size, args, log_dir):
     return result
 
 
-def cpu_ratios(samples, servers, sizes):
-    """``{ours: {peer: {size: peer's median CPU per datagram / ours}}}``."""
-
-    def median_cpu(kind, size):
-        values = [
-            r["server_cpu_us_per_request"]
-            for r in samples.get(kind, {}).get(size, [])
-            if r["server_cpu_us_per_request"]
-        ]
-        return statistics.median(values) if values else None
-
-    ratios = {}
-    for ours in PROTOPORT_SERVERS:
-        if ours not in servers:
-            continue
-        for other in servers:
-            if other == ours:
-                continue
-            for size in sizes:
-                mine, theirs = median_cpu(ours, size), median_cpu(other, size)
-                if mine and theirs:
-                    ratios.setdefault(ours, {}).setdefault(other, {})[size] = (
-                        theirs / mine
-                    )
-    return ratios
-
-
 def render_markdown(env, args, servers, sizes, stats, cpu_by, targets, skipped):
     lines = ["UDP echo benchmark.", ""]
     lines.append(_driver.measured_line(env))
@@ -474,7 +446,9 @@ def cmd_run(args):
         "requests_per_second",
         cpu=("server_cpu_us_per_request", "cpu_us_per_request"),
     )
-    cpu_by = cpu_ratios(samples, servers, sizes)
+    cpu_by = _driver.cpu_ratios(
+        samples, servers, sizes, PROTOPORT_SERVERS, "server_cpu_us_per_request"
+    )
     targets = _driver.verdicts(
         TARGETS,
         lambda ours, other: cpu_by.get(ours, {}).get(other, {}).get(TARGET_SIZE),
