@@ -320,8 +320,7 @@ class WritePipeTransport(BufferedWriting, _PipeTransport, asyncio.WriteTransport
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
-            self._writing = True
-            self._host.spawn(self._write_loop)
+            self._start_writing()
         # pause_writing() must see this loop as the running one.
         self._host.invoke(self._buffer.append, data)
 
@@ -333,30 +332,66 @@ class WritePipeTransport(BufferedWriting, _PipeTransport, asyncio.WriteTransport
         if items:
             self.write(b"".join(items))
 
+    def _start_writing(self) -> None:
+        """Drain the buffer as the pipe becomes writable: through the reactor's
+        writer side where the loop has one (no task, and no registration per
+        wait), else in a task."""
+        self._writing = True
+        if self._readers is None:
+            self._host.spawn(self._write_loop)
+        else:
+            self._readers.add_writer(self._fd, self._on_writable)
+
+    def _stop_writing(self) -> None:
+        if not self._writing:
+            return
+        self._writing = False
+        if self._readers is not None:
+            self._readers.remove_writer(self._fd)
+        elif self._write_scope is not None:
+            self._write_scope.cancel()
+
+    def _write_some(self) -> bool:
+        """Write what the pipe takes of the buffer now; False when it failed
+        (and the transport is being closed with the error)."""
+        buffer = self._buffer
+        try:
+            sent = os.write(self._fd, buffer.peek())
+        except (BlockingIOError, InterruptedError):
+            return True
+        except OSError as exc:
+            buffer.clear()
+            self._stop_writing()
+            self._fatal_error(exc, "Fatal write error on pipe transport")
+            return False
+        # May resume the protocol, which may write more.
+        self._host.invoke(buffer.consume, sent)
+        return True
+
+    def _drained(self) -> None:
+        self._stop_writing()
+        if self._life is Life.CLOSING:
+            self._call_connection_lost()
+
+    def _on_writable(self) -> None:
+        if self._write_some() and not self._buffer and self._writing:
+            self._drained()
+
     async def _write_loop(self) -> None:
         buffer = self._buffer
         waits = self._waits
-        try:
-            with CancelScope() as self._write_scope:
+        with CancelScope() as self._write_scope:
+            try:
                 while buffer:
-                    try:
-                        await waits.wait_writable(self._fd)
-                        sent = os.write(self._fd, buffer.peek())
-                    except (BlockingIOError, InterruptedError):
-                        continue
-                    except waits.closed_errors:
+                    await waits.wait_writable(self._fd)
+                    if not self._write_some():
                         return
-                    except OSError as exc:
-                        buffer.clear()
-                        self._fatal_error(exc, "Fatal write error on pipe transport")
-                        return
-                    # May resume the protocol, which may write more.
-                    self._host.invoke(buffer.consume, sent)
-        finally:
-            self._write_scope = None
-            self._writing = False
-        if self._life is Life.CLOSING:
-            self._call_connection_lost()
+            except waits.closed_errors:
+                return
+            finally:
+                self._write_scope = None
+        if self._writing:
+            self._drained()
 
     def can_write_eof(self) -> bool:
         """True: a pipe can be closed for writing."""
@@ -374,11 +409,11 @@ class WritePipeTransport(BufferedWriting, _PipeTransport, asyncio.WriteTransport
 
     def _abort_io(self) -> None:
         self._buffer.clear()
-        if self._write_scope is not None:
-            self._write_scope.cancel()
+        self._stop_writing()
         self._update_registration()
 
     def _release(self) -> None:
+        self._stop_writing()
         self._buffer.clear()
         self._buffer.close()
         super()._release()
