@@ -15,11 +15,11 @@ from anyio import (
     ClosedResourceError,
     EndOfStream,
 )
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream
 
-from .._backends import raw_sender
+from .._backends import Sender, raw_sender
 from .._core._connection_set import ConnectionSet
-from .._core._extra_info import stream_extra_info
+from .._core._extra_info import socket_extra_info, stream_extra_info
 from .._core._host import Host
 from .._core._socket_stream import SocketStream
 from .._core._write_buffer import WriteBuffer, check_bytes_like
@@ -121,9 +121,13 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         *,
         clients: ConnectionSet | None = None,
     ) -> None:
-        info = stream_extra_info(stream)
-        if extra:
-            info.update(extra)
+        sock = stream.socket if isinstance(stream, SocketStream) else None
+        if sock is not None:
+            info = socket_extra_info(sock, extra)
+        else:
+            info = stream_extra_info(stream)
+            if extra:
+                info.update(extra)
         super().__init__(host, protocol, info, clients)
         self._stream = stream
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
@@ -136,14 +140,14 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         # synchronous callback per ready socket instead of reader and writer
         # tasks, and bytes go straight to the kernel where nothing buffers them
         # on the way.
-        self._sock: Any = None
+        self._sock: Any = sock
         self._readers = None
         self._fd = -1
-        if isinstance(stream, SocketStream):
-            self._sock = stream.extra(SocketAttribute.raw_socket)
+        self._sync_send: Sender | None
+        if sock is not None:
             self._readers = host.readers()
-            self._fd = self._sock.fileno()
-            self._sync_send = self._sock.send
+            self._fd = sock.fileno()
+            self._sync_send = sock.send
         else:
             self._sync_send = raw_sender(stream)
         self._registered = False
