@@ -5,7 +5,7 @@ echo class of ``echo.py`` (the raw AnyIO server its ``receive()``/``send()``
 loop). The load generator is another process (on uvloop when installed, else
 asyncio); it measures three things, each for every server, interleaved:
 
-- **rate** -- connections per second: 20 workers (``--connections``), each
+- **rate** -- connections per second: 10 workers (``--connections``), each
   connecting, sending 1 KiB, reading the echo back (checked), closing, and
   starting over; plus the server's CPU time (user + system, from ``/proc``)
   per connection, the steadier figure on a busy machine.
@@ -612,7 +612,6 @@ def _load_options(parser):
 
 
 def _run_options(parser):
-    parser.set_defaults(connections=20)
     parser.add_argument("--what", default=",".join(MEASURES))
     parser.add_argument("--counts", default="1000,10000")
     parser.add_argument("--requests", type=int, default=2000)
