@@ -18,15 +18,22 @@ def _address(sock: socket.socket, method: str) -> Any:
         return None
 
 
-def socket_extra_info(sock: socket.socket) -> dict[str, Any]:
+def socket_extra_info(
+    sock: socket.socket, known: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """``'socket'`` (wrapped as asyncio wraps it), ``'sockname'`` and
     ``'peername'`` as the socket returns them (IPv6 4-tuples included), ``None``
-    when the call fails (an unconnected socket has no peer)."""
-    return {
-        "socket": TransportSocket(sock),
-        "sockname": _address(sock, "getsockname"),
-        "peername": _address(sock, "getpeername"),
-    }
+    when the call fails (an unconnected socket has no peer); then the *known*
+    keys, which the socket is not asked for (a server knows the peer's address
+    from ``accept()``)."""
+    info = {"socket": TransportSocket(sock)}
+    if known:
+        info.update(known)
+    if "sockname" not in info:
+        info["sockname"] = _address(sock, "getsockname")
+    if "peername" not in info:
+        info["peername"] = _address(sock, "getpeername")
+    return info
 
 
 def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from anyio import (
 )
 from anyio.abc import SocketStream as AnyIOSocketStream
 
-from .._backends import fd_waits
+from .._backends import FdWaits, fd_waits
 
 
 class SocketStream(AnyIOSocketStream):
@@ -29,10 +29,14 @@ class SocketStream(AnyIOSocketStream):
     AnyIO, makes AnyIO's own socket stream instead.
     """
 
+    __slots__ = ("_closed", "_receiving", "_sending", "_sock", "_waits")
+
     def __init__(self, sock: socket.socket) -> None:
         sock.setblocking(False)
         self._sock = sock
-        self._waits = fd_waits()
+        # The runtime's waits are looked up when first needed: a socket that
+        # the loop's reactor serves never waits here.
+        self._waits: FdWaits | None = None
         self._closed = False
         self._receiving = False
         self._sending = False
@@ -40,6 +44,18 @@ class SocketStream(AnyIOSocketStream):
     @property
     def _raw_socket(self) -> socket.socket:
         return self._sock
+
+    @property
+    def socket(self) -> socket.socket:
+        """The socket: what ``extra(SocketAttribute.raw_socket)`` returns, without
+        the mapping of every attribute (and the system calls) that ``extra()``
+        makes first."""
+        return self._sock
+
+    def _fd_waits(self) -> FdWaits:
+        if self._waits is None:
+            self._waits = fd_waits()
+        return self._waits
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         """Wait for bytes and return at most *max_bytes* of them; raise
@@ -49,17 +65,18 @@ class SocketStream(AnyIOSocketStream):
         if self._receiving:
             raise BusyResourceError("reading from")
         self._receiving = True
+        waits = self._fd_waits()
         try:
             # Cancellation is taken before the socket is read, or while waiting,
             # never after: bytes taken from the kernel are always returned.
-            await self._waits.checkpoint_if_cancelled()
+            await waits.checkpoint_if_cancelled()
             waited = False
             while True:
                 self._check_open()
                 try:
                     data = self._sock.recv(max_bytes)
                 except (BlockingIOError, InterruptedError):
-                    await self._waits.wait_readable(self._sock)
+                    await waits.wait_readable(self._sock)
                     waited = True
                     continue
                 except OSError as exc:
@@ -67,11 +84,11 @@ class SocketStream(AnyIOSocketStream):
                 if not waited:
                     # Every receive lets other tasks run, so that a peer that
                     # always has data ready cannot starve them.
-                    await self._waits.cancel_shielded_checkpoint()
+                    await waits.cancel_shielded_checkpoint()
                 if not data:
                     raise EndOfStream
                 return data
-        except self._waits.closed_errors:
+        except waits.closed_errors:
             raise ClosedResourceError from None
         finally:
             self._receiving = False
@@ -90,24 +107,25 @@ class SocketStream(AnyIOSocketStream):
         if self._sending:
             raise BusyResourceError("writing to")
         self._sending = True
+        waits = self._fd_waits()
         try:
             # As for receive(): what the kernel took is always reported.
-            await self._waits.checkpoint_if_cancelled()
+            await waits.checkpoint_if_cancelled()
             waited = False
             while True:
                 self._check_open()
                 try:
                     sent = self._sock.send(data)
                 except (BlockingIOError, InterruptedError):
-                    await self._waits.wait_writable(self._sock)
+                    await waits.wait_writable(self._sock)
                     waited = True
                     continue
                 except OSError as exc:
                     self._raise_for(exc)
                 if not waited:
-                    await self._waits.cancel_shielded_checkpoint()
+                    await waits.cancel_shielded_checkpoint()
                 return sent
-        except self._waits.closed_errors:
+        except waits.closed_errors:
             raise ClosedResourceError from None
         finally:
             self._sending = False
@@ -131,7 +149,8 @@ class SocketStream(AnyIOSocketStream):
         ``ClosedResourceError``)."""
         if not self._closed:
             self._closed = True
-            if self._sock.fileno() >= 0:
+            # Only this stream's own waits may be waiting on the socket.
+            if self._waits is not None and self._sock.fileno() >= 0:
                 self._waits.notify_closing(self._sock)
             self._sock.close()
 

@@ -105,7 +105,9 @@ class WriteBuffer:
     ) -> None:
         self._high, self._low = resolve_limits(high, low, self.default_high)
         self._pause_above = self._high - 1 if self.pause_at_high else self._high
-        self._chunks: deque[bytes | memoryview] = deque()
+        # Made on the first append: most connections never buffer a byte, and
+        # an empty deque takes 760 bytes.
+        self._chunks: deque[bytes | memoryview] | None = None
         self._size = 0
         self._paused = False
         self._closed = False
@@ -166,6 +168,8 @@ class WriteBuffer:
             data = bytes(data)
         if not data:
             return
+        if self._chunks is None:
+            self._chunks = deque()
         self._chunks.append(data)
         self._size += len(data)
         if self._size > self._pause_above and not self._paused:
@@ -206,7 +210,8 @@ class WriteBuffer:
             raise ValueError(f"cannot consume {nbytes} of {self._size} bytes")
         self._size -= nbytes
         chunks = self._chunks
-        while nbytes:
+        # Bytes to consume were appended, so the deque exists when nbytes > 0.
+        while nbytes and chunks is not None:
             first = chunks[0]
             if len(first) <= nbytes:
                 chunks.popleft()
@@ -239,7 +244,8 @@ class WriteBuffer:
 
     def clear(self) -> None:
         """Drop every pending byte without resuming the protocol (``abort()``)."""
-        self._chunks.clear()
+        if self._chunks is not None:
+            self._chunks.clear()
         self._size = 0
 
     def close(self) -> None:

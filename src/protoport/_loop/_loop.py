@@ -208,7 +208,9 @@ class Loop(TrioBridge):
             task.cancel()
         if not graceful or not self._transports:
             self._task_group.cancel_scope.cancel()
-        elif self._exit_timeout is not None:
+        else:
+            # Transports may run no task while they flush: this one keeps the
+            # group open until the last is forgotten (which cancels it).
             self._task_group.start_soon(self._abort_after, self._exit_timeout)
         try:
             if exc is None or isinstance(exc, anyio.get_cancelled_exc_class()):
@@ -233,10 +235,14 @@ class Loop(TrioBridge):
             self._backend.close()
             self._running = False
 
-    async def _abort_after(self, delay: float) -> None:
-        """Abort the transports still flushing *delay* seconds into a normal exit
-        (the task group's cancellation ends this once the last one is gone)."""
-        await anyio.sleep(delay)
+    async def _abort_after(self, delay: float | None) -> None:
+        """Abort the transports still flushing *delay* seconds (None: never)
+        into a normal exit (the task group's cancellation ends this once the
+        last one is gone)."""
+        if delay is None:
+            await anyio.sleep_forever()
+        else:
+            await anyio.sleep(delay)
         for transport in list(self._transports):
             transport.abort()
 

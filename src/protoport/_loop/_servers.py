@@ -18,7 +18,7 @@ from anyio import CancelScope, ClosedResourceError
 from .._core._connection_set import ConnectionSet
 from .._core._errors import logger
 from .._core._host import Host
-from .._transports._pipeline import connect_socket
+from .._transports._pipeline import accept_socket, connect_socket
 from .._transports._tls import TLSOptions
 from ._bridge import trio_side
 from ._dns import resolve
@@ -217,35 +217,49 @@ class Server(asyncio.AbstractServer):
                     break
                 if self._tls is not None:
                     # A handshake takes round trips: never hold up accepting.
-                    self._host.spawn(self._serve_connection, conn, addr)
-                else:
-                    await self._serve_connection(conn, addr)
+                    self._host.spawn(self._serve_tls_connection, conn, addr)
+                    continue
+                # A plain connection is set up at once, without waiting.
+                try:
+                    # As asyncio: 'peername' is what accept() returned.
+                    accept_socket(
+                        self._host,
+                        self._protocol_factory,
+                        conn,
+                        extra={"peername": addr},
+                        clients=self._clients,
+                    )
+                except (SystemExit, KeyboardInterrupt):
+                    raise
+                except BaseException as exc:
+                    self._setup_failed(conn, exc)
 
-    async def _serve_connection(self, conn: socket.socket, addr: Any) -> None:
+    async def _serve_tls_connection(self, conn: socket.socket, addr: Any) -> None:
         try:
-            # Plain set-up is quick and must not be torn in half; a TLS handshake
-            # may take long and stays cancellable.
-            with CancelScope(shield=self._tls is None):
-                # As asyncio: 'peername' is what accept() returned.
-                await connect_socket(
-                    self._host,
-                    self._protocol_factory,
-                    conn,
-                    extra={"peername": addr},
-                    clients=self._clients,
-                    tls=self._tls,
-                )
+            await connect_socket(
+                self._host,
+                self._protocol_factory,
+                conn,
+                extra={"peername": addr},
+                clients=self._clients,
+                tls=self._tls,
+            )
         except (SystemExit, KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             conn.close()
             raise
-        except OSError as exc:
+        except BaseException as exc:
+            self._setup_failed(conn, exc)
+
+    def _setup_failed(self, conn: socket.socket, exc: BaseException) -> None:
+        """Setting up an accepted connection failed: close its socket, and
+        report the failure as asyncio does."""
+        conn.close()
+        if isinstance(exc, OSError):
             # A failed TLS handshake or a peer gone: asyncio logs it in debug
             # mode only.
-            conn.close()
             if self._loop.get_debug():
                 logger.debug("%r: connection set-up failed: %r", self, exc)
-        except BaseException as exc:
-            conn.close()
+        else:
             self._report(
                 "Error on transport creation for incoming connection", exc, conn
             )

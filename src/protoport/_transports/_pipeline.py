@@ -26,6 +26,8 @@ from ._tls import TLSOptions, TLSTransport, handshake, is_tls
 
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
+_TCP_FAMILIES = (socket.AF_INET, socket.AF_INET6)
+
 
 def _make_transport(
     host: Host,
@@ -57,6 +59,27 @@ async def _handshake(stream: ByteStream, tls: TLSOptions) -> ByteStream:
     )
 
 
+def _start(
+    host: Host,
+    protocol_factory: Callable[[], _P],
+    stream: ByteStream,
+    extra: dict[str, Any] | None,
+    clients: ConnectionSet | None,
+    ssl_shutdown_timeout: float | None,
+) -> tuple[StreamTransport, _P]:
+    """Make the protocol and its transport, and start it (``connection_made()``
+    included), as a callback of the loop: the caller closes *stream* if this
+    raises."""
+    if host.loop.is_closed():
+        raise RuntimeError("Event loop is closed")
+    protocol = protocol_factory()
+    transport = _make_transport(
+        host, stream, protocol, extra, clients, ssl_shutdown_timeout
+    )
+    transport.start()
+    return transport, protocol
+
+
 async def connect(
     host: Host,
     protocol_factory: Callable[[], _P],
@@ -74,15 +97,10 @@ async def connect(
     behind; a caller cancelled meanwhile does not leave an orphaned transport
     behind either (as in asyncio).
     """
-    if host.loop.is_closed():
-        await anyio.aclose_forcefully(stream)
-        raise RuntimeError("Event loop is closed")
     try:
-        protocol = host.invoke(protocol_factory)
-        transport = _make_transport(
-            host, stream, protocol, extra, clients, ssl_shutdown_timeout
+        transport, protocol = host.invoke(
+            _start, host, protocol_factory, stream, extra, clients, ssl_shutdown_timeout
         )
-        transport.start()
     except BaseException:
         await anyio.aclose_forcefully(stream)
         raise
@@ -92,6 +110,35 @@ async def connect(
         transport.close()
         raise
     return transport, protocol
+
+
+def _set_nodelay(sock: socket.socket) -> None:
+    """TCP gets TCP_NODELAY, as asyncio gives it."""
+    if sock.family in _TCP_FAMILIES:
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+
+
+def accept_socket(
+    host: Host,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    sock: socket.socket,
+    *,
+    extra: dict[str, Any] | None,
+    clients: ConnectionSet | None,
+) -> None:
+    """Run a new protocol over a socket a server accepted, at once: a plain
+    connection is set up without waiting for anything (the socket is closed if
+    that fails, and the exception propagates)."""
+    _set_nodelay(sock)
+    stream = SocketStream(sock)
+    try:
+        host.invoke(_start, host, protocol_factory, stream, extra, clients, None)
+    except BaseException:
+        stream.close_now()
+        raise
 
 
 async def connect_socket(
@@ -106,11 +153,7 @@ async def connect_socket(
     """Run a new protocol over a connected stream socket (TCP gets TCP_NODELAY,
     as asyncio gives it), after a TLS handshake when *tls* is given; the socket
     is closed if that fails."""
-    if sock.family in (socket.AF_INET, socket.AF_INET6):
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+    _set_nodelay(sock)
     stream: ByteStream = SocketStream(sock)
     if tls is None:
         return await connect(

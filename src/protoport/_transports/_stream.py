@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,11 +15,11 @@ from anyio import (
     ClosedResourceError,
     EndOfStream,
 )
-from anyio.abc import ByteStream, SocketAttribute
+from anyio.abc import ByteStream
 
-from .._backends import raw_sender
+from .._backends import Sender, raw_sender
 from .._core._connection_set import ConnectionSet
-from .._core._extra_info import stream_extra_info
+from .._core._extra_info import socket_extra_info, stream_extra_info
 from .._core._host import Host
 from .._core._socket_stream import SocketStream
 from .._core._write_buffer import WriteBuffer, check_bytes_like
@@ -62,12 +63,15 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     The loop makes one for every connection: :meth:`protoport.Loop.connect_stream`,
     ``create_connection()``, the connections a server accepts. ``write()`` never
     blocks: the bytes go to the socket at once when it takes them without waiting,
-    and otherwise into a :class:`~protoport.WriteBuffer` that a writer task drains.
-    On protoport's own sockets the loop's reactor calls the transport when the
-    socket is readable, and one read is delivered at once, as a selector loop does;
-    on any other stream a reader task feeds ``data_received()`` (or
-    ``get_buffer()``/``buffer_updated()``). A TLS connection's transport is a
-    subclass that cannot half-close: its ``can_write_eof()`` is False.
+    and otherwise into a :class:`~protoport.WriteBuffer`.
+
+    On protoport's own sockets the transport runs no task at all, as a selector
+    loop's transport: the loop's reactor calls it when the socket is readable (one
+    read, delivered at once) and, only while the buffer holds bytes for a slow
+    peer, when it is writable. On any other stream a reader task feeds
+    ``data_received()`` (or ``get_buffer()``/``buffer_updated()``) and a writer
+    task drains the buffer. A TLS connection's transport is a subclass that cannot
+    half-close: its ``can_write_eof()`` is False.
 
     ``start()``, ``finish()``, ``hand_over()`` and ``belongs_to()`` serve the loop
     that owns the transport; they are not part of the transport's API.
@@ -77,6 +81,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         "_buffer",
         "_buffered",
         "_close_scope",
+        "_drained",
         "_eof_requested",
         "_eof_seen",
         "_fd",
@@ -94,6 +99,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         "_write_scope",
         "_writer_done",
         "_writer_wakeup",
+        "_writing",
     )
 
     _write_buffer_type = WriteBuffer
@@ -115,9 +121,13 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         *,
         clients: ConnectionSet | None = None,
     ) -> None:
-        info = stream_extra_info(stream)
-        if extra:
-            info.update(extra)
+        sock = stream.socket if isinstance(stream, SocketStream) else None
+        if sock is not None:
+            info = socket_extra_info(sock, extra)
+        else:
+            info = stream_extra_info(stream)
+            if extra:
+                info.update(extra)
         super().__init__(host, protocol, info, clients)
         self._stream = stream
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
@@ -126,17 +136,18 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             transport=self,
             exception_handler=self._loop.call_exception_handler,
         )
-        # A socket of protoport's own is read by the loop's reactor, with a
-        # synchronous callback per readable socket instead of a reader task, and
-        # bytes go straight to the kernel where nothing buffers them on the way.
-        self._sock: Any = None
+        # A socket of protoport's own is served by the loop's reactor, with a
+        # synchronous callback per ready socket instead of reader and writer
+        # tasks, and bytes go straight to the kernel where nothing buffers them
+        # on the way.
+        self._sock: Any = sock
         self._readers = None
         self._fd = -1
-        if isinstance(stream, SocketStream):
-            self._sock = stream.extra(SocketAttribute.raw_socket)
+        self._sync_send: Sender | None
+        if sock is not None:
             self._readers = host.readers()
-            self._fd = self._sock.fileno()
-            self._sync_send = self._sock.send
+            self._fd = sock.fileno()
+            self._sync_send = sock.send
         else:
             self._sync_send = raw_sender(stream)
         self._registered = False
@@ -147,6 +158,10 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._resumed: anyio.Event | None = None
         #: Whether the writer task is sending (what it took is still counted).
         self._sending = False
+        #: Whether the reactor calls _on_writable() (bytes wait for the peer).
+        self._writing = False
+        #: Set once the reactor's writer stops, for a hand-over waiting on it.
+        self._drained: anyio.Event | None = None
         self._writer_wakeup: anyio.Event | None = None
         self._read_scope: CancelScope | None = None
         self._write_scope: CancelScope | None = None
@@ -172,8 +187,9 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     # -- life cycle ------------------------------------------------------------
 
     def start(self, *, call_connection_made: bool = True) -> None:
-        """Start the reader and writer tasks and call ``connection_made()``; they
-        run only once it has returned.
+        """Call ``connection_made()`` and start reading once it has returned
+        (through the reactor, or with reader and writer tasks over a stream that
+        is not a socket of protoport's own).
 
         A protocol without ``connection_made()`` (a factory that returned None)
         raises here, as asyncio's transports raise when they are made, before
@@ -190,8 +206,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         host.adopt(self)
         if self._readers is None:
             host.spawn(self._run_reader)
-        self._writer_done = anyio.Event()
-        host.spawn(self._run_writer)
+            self._writer_done = anyio.Event()
+            host.spawn(self._run_writer)
         if call_connection_made:
             self._run_callback(connection_made, self)
         self._update_registration()
@@ -222,8 +238,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
 
     async def finish(self) -> None:
         """Close the stream and call ``connection_lost()`` exactly once: what the
-        writer task does when it ends, and what the loop does for a transport whose
-        writer never ran."""
+        writer task does when it ends, and what the loop does for a transport it
+        still holds when it closes."""
         if self._finished:
             return
         self._finished = True
@@ -254,8 +270,18 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             await self._reader_done.wait()
 
     def _release(self) -> None:
-        if isinstance(self._stream, SocketStream):
-            self._stream.close_now()
+        stream = self._stream
+        if not isinstance(stream, SocketStream):
+            return
+        if self._readers is not None:
+            # No task will finish this transport: it is done now.
+            self._finished = True
+            self._update_registration()
+            self._stop_writing()
+            self._buffer.clear()
+            self._buffer.close()
+            self._host.forget(self)
+        stream.close_now()
 
     async def _close_stream(self) -> None:
         try:
@@ -285,9 +311,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._update_registration()
         try:
             await self._stop_reader()
-            self._wake_writer()
-            if self._writer_done is not None:
-                await self._writer_done.wait()
+            await self._wait_writer_idle()
         except BaseException:
             self._handing_over = False
             self.abort()
@@ -547,7 +571,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             data = memoryview(data)[sent:]
         # Under Trio, pause_writing() must see this loop as the running one.
         self._host.invoke(self._buffer.append, data)
-        self._wake_writer()
+        self._want_writing()
 
     def _writable_bytes(
         self, data: bytes | bytearray | memoryview
@@ -588,10 +612,71 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             joined = b"".join(bytes(item) for item in items)
         self.write(joined)
 
+    def _want_writing(self) -> None:
+        """Have what is buffered (and an end of file asked for) sent: the
+        reactor calls :meth:`_on_writable` until it is, or the writer task wakes."""
+        if self._readers is None:
+            self._wake_writer()
+        elif not self._writing:
+            self._writing = True
+            self._readers.add_writer(self._fd, self._on_writable)
+
     def _wake_writer(self) -> None:
         if self._writer_wakeup is not None:
             self._writer_wakeup.set()
             self._writer_wakeup = None
+
+    def _stop_writing(self) -> None:
+        """The reactor's writer is done: nothing is left to send, or nothing more
+        may be sent."""
+        if self._writing:
+            self._writing = False
+            self._readers.remove_writer(self._fd)  # type: ignore[union-attr]
+        if self._drained is not None:
+            self._drained.set()
+            self._drained = None
+
+    async def _wait_writer_idle(self) -> None:
+        """Return once the writer has sent what is buffered, or stopped."""
+        if self._readers is None:
+            self._wake_writer()
+            if self._writer_done is not None:
+                await self._writer_done.wait()
+        elif self._writing:
+            self._drained = drained = anyio.Event()
+            await drained.wait()
+
+    def _on_writable(self) -> None:
+        """Send what the socket takes, as a selector loop's transport does; once
+        the buffer is empty, stop watching the socket and go on with what waited
+        for it: a hand-over, the end of a close, a ``write_eof()``."""
+        buffer = self._buffer
+        if buffer:
+            try:
+                sent = self._sock.send(buffer.peek())
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                self._fatal_error(exc, "Fatal write error on socket transport")
+                return
+            # The reactor runs this loop as the running one, as resume_writing()
+            # must see it.
+            buffer.consume(sent)
+            if buffer or self._life is Life.ABORTED:
+                return
+        self._stop_writing()
+        if self._handing_over:
+            return
+        if self._life is Life.CLOSING:
+            self._call_connection_lost()
+        elif self._eof_requested:
+            self._shut_down_writing()
+
+    def _shut_down_writing(self) -> None:
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._fatal_error(exc, "Fatal write error on socket transport")
 
     async def _write_loop(self) -> None:
         buffer = self._buffer
@@ -644,12 +729,17 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         if self._life is not _OPEN or self._eof_requested:
             return
         self._eof_requested = True
-        self._wake_writer()
+        if self._readers is not None and not self._writing:
+            self._shut_down_writing()
+        else:
+            self._want_writing()
 
     # -- closing ---------------------------------------------------------------
 
     def _close_io(self) -> None:
         self._stop_reading()
+        # Bytes still buffered keep the reactor's writer (or the writer task) on
+        # until they are sent; then the connection ends.
         self._wake_writer()
         if (
             self._lost_at_close
@@ -673,6 +763,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         if self._write_scope is not None:
             self._write_scope.cancel()
         self._wake_writer()
+        self._stop_writing()
 
     def _stop_reading(self) -> None:
         self._update_registration()

@@ -713,9 +713,11 @@ class Env:
             logging.getLogger(name).removeHandler(self._log_capture)
         transports = [c.transport for c in self.connections] + self._transports
         for transport in transports:
+            # Closing ones too: the sockets under them are closed below, so what
+            # they still hold would never leave, and a loop that waits for
+            # closing transports when it ends would wait for nothing.
             try:
-                if not transport.is_closing():
-                    transport.abort()
+                transport.abort()
             except Exception:
                 pass
         for server in self._servers:
