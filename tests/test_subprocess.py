@@ -99,9 +99,11 @@ async def test_callbacks_come_in_asyncios_order_with_the_exit_code() -> None:
         transport, protocol = await loop.subprocess_exec(
             Recorder, "sh", "-c", "printf out; printf err >&2; exit 3"
         )
-        assert protocol.trace == ["made"]
+        # As on asyncio, the child's first output (and even its exit) may be
+        # delivered in the round in which the call returns: only the first
+        # callback is certain.
+        assert protocol.trace[0] == "made"
         assert transport.get_pid() > 0
-        assert transport.get_returncode() is None
         await protocol.wait_lost()
         assert transport.get_returncode() == 3
     check_order(protocol.trace, {0, 1, 2})
