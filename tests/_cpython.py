@@ -1,4 +1,4 @@
-"""Running CPython's own event loop tests against protoport's loop.
+"""Running CPython's own asyncio tests against protoport.
 
 The interpreter's ``test.test_asyncio`` tests its loops with synchronous test
 methods that drive the loop with ``loop.run_until_complete()``. A loop living
@@ -8,6 +8,9 @@ method runs in a greenlet started by a task of protoport's loop: its
 awaitable the way loop tasks do and switches back with the result (or the
 exception). Everything still happens in the loop's thread, inside the loop
 task's context, one step at a time, as on CPython.
+
+Runners that put protoport's classes in asyncio's place within a test module
+patch in a :class:`Proxy` of asyncio.
 """
 
 from __future__ import annotations
@@ -25,8 +28,6 @@ import anyio
 import pytest
 
 import protoport
-
-greenlet = pytest.importorskip("greenlet")
 
 try:
     from test.support import threading_helper
@@ -88,6 +89,7 @@ async def run_test(
     """Run the test *name* of CPython's *mixin* (a test class that makes its loop
     with ``create_event_loop()``) against *loop*, in a task of *loop*, with the
     class's own set-up and tear-down."""
+    greenlet = pytest.importorskip("greenlet")
     result = unittest.TestResult()
 
     async def drive() -> None:

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import types
 import unittest
 from typing import Any
 from unittest import mock
 
 import pytest
 
+from _cpython import Proxy
 from protoport import StreamReader, StreamReaderProtocol, StreamWriter
 from protoport._streams._writer import FlowControl
 
@@ -47,21 +47,10 @@ EXPECTED_FAILURES = {
 _OUR_NAMES = ("asyncio.StreamReader", "asyncio.StreamWriter", "asyncio.streams.")
 
 
-class _Proxy(types.ModuleType):
-    """A module that is *target* except for the attributes set on it."""
-
-    def __init__(self, target: types.ModuleType) -> None:
-        super().__init__(target.__name__)
-        self._target = target
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._target, name)
-
-
-def _asyncio_with_our_streams() -> _Proxy:
-    streams = _Proxy(asyncio.streams)
+def _asyncio_with_our_streams() -> Proxy:
+    streams = Proxy(asyncio.streams)
     streams.FlowControlMixin = FlowControl
-    proxy = _Proxy(asyncio)
+    proxy = Proxy(asyncio)
     for module in (proxy, streams):
         module.StreamReader = StreamReader
         module.StreamReaderProtocol = StreamReaderProtocol
