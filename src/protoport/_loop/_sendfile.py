@@ -51,7 +51,7 @@ async def sendfile(
     sock = transport.sendfile_socket()
     if sock is not None:
         try:
-            return await _send_natively(host, transport, sock, file, offset, count)
+            return await _send_natively(transport, sock, file, offset, count)
         except asyncio.SendfileNotAvailableError:
             if not fallback:
                 raise
@@ -64,7 +64,6 @@ async def sendfile(
 
 
 async def _send_natively(
-    host: Host,
     transport: StreamTransport,
     sock: socket.socket,
     file: Any,
@@ -75,7 +74,7 @@ async def _send_natively(
     with transport.sending_file():
         transport.pause_reading()
         try:
-            return await _flush_and_send(host, transport, sock, file, offset, count)
+            return await _flush_and_send(transport, sock, file, offset, count)
         finally:
             if resume_reading:
                 transport.resume_reading()
@@ -83,7 +82,6 @@ async def _send_natively(
 
 @trio_side
 async def _flush_and_send(
-    host: Host,
     transport: StreamTransport,
     sock: socket.socket,
     file: Any,
@@ -95,9 +93,8 @@ async def _flush_and_send(
             raise ConnectionError("Connection is closed by peer")
 
     await transport.wait_flushed()
-    # asyncio checks the arguments here too, once the buffer is flushed.
-    if host.loop.get_debug() and sock.gettimeout() != 0:
-        raise ValueError("the socket must be non-blocking")
+    # asyncio checks the arguments here too, once the buffer is flushed (the
+    # socket is never blocking: protoport's socket streams make it so).
     check_sendfile(sock, file, offset, count)
     try:
         return await sendfile_native(sock, check_open, file, offset, count)
