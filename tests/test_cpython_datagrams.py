@@ -1,9 +1,7 @@
 """CPython's own datagram endpoint tests, run against protoport's loop.
 
 The interpreter's ``test.test_asyncio.test_events`` tests datagram endpoints in
-``EventLoopTestsMixin``: synchronous test methods that drive their loop with
-``loop.run_until_complete()``. Each runs in a task of protoport's loop, as
-``_cpython`` describes.
+``EventLoopTestsMixin``; ``_cpython`` runs them against protoport's loop.
 """
 
 from __future__ import annotations
@@ -15,8 +13,7 @@ from unittest import mock
 import pytest
 
 import protoport
-
-pytest.importorskip("greenlet")
+from _cpython import Proxy, cpython_tests, problems, run_test
 
 try:
     from test.test_asyncio import test_events
@@ -26,19 +23,12 @@ except ImportError as exc:  # pragma: no cover - depends on the interpreter buil
         allow_module_level=True,
     )
 
-from _cpython import LoopTestCase, Proxy, method_names, problems, run_test
-
 pytestmark = pytest.mark.anyio
 
+MIXIN = test_events.EventLoopTestsMixin
+
 #: EventLoopTestsMixin's tests of datagram endpoints.
-DATAGRAM_TESTS = [
-    name for name in method_names(test_events.EventLoopTestsMixin) if "datagram" in name
-]
-
-
-class Case(test_events.EventLoopTestsMixin, LoopTestCase):  # type: ignore[misc,name-defined]
-    """EventLoopTestsMixin on protoport's loop."""
-
+DATAGRAM_TESTS = [name for name in cpython_tests(MIXIN) if "datagram" in name]
 
 #: Tests that cannot pass as written, and why.
 EXPECTED_FAILURES = dict.fromkeys(
@@ -57,7 +47,7 @@ EXPECTED_FAILURES = dict.fromkeys(
 @pytest.mark.parametrize("name", DATAGRAM_TESTS)
 async def test_cpython_datagram_test(name: str) -> None:
     async with protoport.open_loop() as loop:
-        result = await run_test(loop, Case, name)
+        result = await run_test(loop, MIXIN, name)
     if result.skipped:
         pytest.skip(f"CPython's test skipped itself: {result.skipped[0][1]}")
     assert result.testsRun == 1
@@ -72,7 +62,7 @@ async def test_cpython_datagram_test(name: str) -> None:
     proxy.Transport = asyncio.DatagramTransport
     with mock.patch.object(test_events, "asyncio", proxy):
         async with protoport.open_loop() as loop:
-            result = await run_test(loop, Case, name)
+            result = await run_test(loop, MIXIN, name)
     assert problems(result) == []
 
 
@@ -93,7 +83,7 @@ async def test_a_failing_cpython_test_is_seen() -> None:
         original = test_events.MyDatagramProto
         test_events.MyDatagramProto = Refusing  # type: ignore[misc]
         try:
-            result = await run_test(loop, Case, "test_create_datagram_endpoint_sock")
+            result = await run_test(loop, MIXIN, "test_create_datagram_endpoint_sock")
         finally:
             test_events.MyDatagramProto = original  # type: ignore[misc]
     assert len(result.failures + result.errors) == 1

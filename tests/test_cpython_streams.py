@@ -20,6 +20,7 @@ from unittest import mock
 
 import pytest
 
+from _cpython import Proxy
 from protoport import StreamReader, StreamReaderProtocol, StreamWriter
 from protoport._streams._writer import FlowControl
 
@@ -31,7 +32,6 @@ except ImportError as exc:  # pragma: no cover - depends on the interpreter buil
         allow_module_level=True,
     )
 
-from _cpython import Proxy
 
 #: Tests that cannot pass, and why (the same list is in docs/streams.rst).
 EXPECTED_FAILURES = {

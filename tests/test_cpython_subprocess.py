@@ -38,52 +38,54 @@ except ImportError as exc:  # pragma: no cover - depends on the interpreter buil
 except unittest.SkipTest as exc:  # pragma: no cover - e.g. a sanitizer build
     pytest.skip(f"CPython's subprocess tests skip here: {exc}", allow_module_level=True)
 
-from _cpython import LoopTestCase, Proxy, method_names, problems, run_test
+from _cpython import Exclusion, Proxy, check, cpython_tests, excluded_names
 
 pytestmark = pytest.mark.anyio
 
 
-class SubprocessCase(LoopTestCase):
-    """A test class that runs its child processes on protoport's loop (CPython's
-    own set the loop up in the classes that combine a mixin with a loop)."""
+class _OnTheLoop:
+    """Sets the test's loop up as CPython's own test classes do in the classes
+    that combine these mixins with a loop."""
 
     def setUp(self) -> None:
-        super().setUp()
-        self.loop = self.create_event_loop()
-        self.set_event_loop(self.loop)
+        super().setUp()  # type: ignore[misc]
+        self.loop = self.create_event_loop()  # type: ignore[attr-defined]
+        self.set_event_loop(self.loop)  # type: ignore[attr-defined]
 
 
-class StreamsCase(test_subprocess.SubprocessMixin, SubprocessCase):  # type: ignore[misc,name-defined]
+class StreamsMixin(_OnTheLoop, test_subprocess.SubprocessMixin):  # type: ignore[misc,name-defined]
     """test_subprocess's SubprocessMixin on protoport's loop."""
 
 
-class ProtocolsCase(test_events.SubprocessTestsMixin, SubprocessCase):  # type: ignore[misc,name-defined]
+class ProtocolsMixin(_OnTheLoop, test_events.SubprocessTestsMixin):  # type: ignore[misc,name-defined]
     """test_events's SubprocessTestsMixin on protoport's loop."""
 
 
-STREAMS_TESTS = method_names(test_subprocess.SubprocessMixin)
-PROTOCOLS_TESTS = method_names(test_events.SubprocessTestsMixin)
+STREAMS_TESTS = cpython_tests(test_subprocess.SubprocessMixin)
+PROTOCOLS_TESTS = cpython_tests(test_events.SubprocessTestsMixin)
 
 #: Tests that cannot pass, and why (the same list is in docs/subprocesses.rst).
-EXPECTED_FAILURES = {
-    "test_pause_reading": (
+EXCLUSIONS = {
+    "test_pause_reading": Exclusion(
         "it replaces loop.connect_read_pipe() with a mock that records "
         "pause_reading()/resume_reading() on the transport it returns; asyncio's "
         "subprocess transport makes the child's pipes through that method, "
         "protoport's makes them itself (a pipe transport per pipe, without the "
-        "loop's public method), so the mock is never called and sees nothing"
+        "loop's public method), so the mock is never called and sees nothing",
+        # It fails where it looks at what the mock recorded, and nowhere else.
+        shows="self.assertTrue(transport.pause_reading.called)",
     ),
 }
 
 
 @contextmanager
-def running_loop_is(loop: protoport.Loop) -> Iterator[None]:
-    """Have asyncio's subprocess functions and the test modules see *loop* as
-    asyncio's running loop."""
+def running_loop_is_the_tested_one() -> Iterator[None]:
+    """Have asyncio's subprocess functions and the test modules see the loop of
+    the calling task, the one under test, as asyncio's running loop."""
     events = Proxy(asyncio.events)
-    events.get_running_loop = lambda: loop
+    events.get_running_loop = protoport.get_running_loop
     tests_asyncio = Proxy(asyncio)
-    tests_asyncio.get_running_loop = lambda: loop
+    tests_asyncio.get_running_loop = protoport.get_running_loop
     with ExitStack() as stack:
         stack.enter_context(mock.patch.object(asyncio.subprocess, "events", events))
         for module in (test_subprocess, test_events):
@@ -91,29 +93,18 @@ def running_loop_is(loop: protoport.Loop) -> Iterator[None]:
         yield
 
 
-async def _run(case: type[LoopTestCase], name: str) -> None:
-    async with protoport.open_loop() as loop:
-        with running_loop_is(loop):
-            result = await run_test(loop, case, name)
-    if result.skipped:
-        pytest.skip(f"CPython's test skipped itself: {result.skipped[0][1]}")
-    assert result.testsRun == 1
-    if name in EXPECTED_FAILURES:
-        [problem] = problems(result)
-        # It fails where it looks at what the mock recorded, and nowhere else.
-        assert "self.assertTrue(transport.pause_reading.called)" in problem
-    else:
-        assert problems(result) == []
-
-
 @pytest.mark.parametrize("name", STREAMS_TESTS)
-async def test_cpython_subprocess_test(name: str) -> None:
-    await _run(StreamsCase, name)
+async def test_cpython_subprocess_test(name: str, anyio_backend: str) -> None:
+    with running_loop_is_the_tested_one():
+        await check(StreamsMixin, name, anyio_backend, EXCLUSIONS)
 
 
 @pytest.mark.parametrize("name", PROTOCOLS_TESTS)
-async def test_cpython_event_loop_subprocess_test(name: str) -> None:
-    await _run(ProtocolsCase, name)
+async def test_cpython_event_loop_subprocess_test(
+    name: str, anyio_backend: str
+) -> None:
+    with running_loop_is_the_tested_one():
+        await check(ProtocolsMixin, name, anyio_backend, EXCLUSIONS)
 
 
 def test_the_subprocess_tests_are_found() -> None:
@@ -122,4 +113,4 @@ def test_the_subprocess_tests_are_found() -> None:
     assert "test_communicate" in STREAMS_TESTS
     assert len(PROTOCOLS_TESTS) >= 10
     assert "test_subprocess_exec" in PROTOCOLS_TESTS
-    assert set(EXPECTED_FAILURES) <= set(STREAMS_TESTS)
+    assert excluded_names(EXCLUSIONS) <= set(STREAMS_TESTS)

@@ -45,7 +45,16 @@ CLASSES = [
 #: why (it names each of them).
 LEFT_OUT = {
     # They serve the loop that owns the transport.
-    "StreamTransport": {"start", "finish", "hand_over", "belongs_to"},
+    "StreamTransport": {
+        "start",
+        "finish",
+        "hand_over",
+        "belongs_to",
+        "sendfile_socket",
+        "sending_file",
+        "is_writing_paused",
+        "wait_flushed",
+    },
     "DatagramTransport": {"start", "finish", "belongs_to"},
     "ReadPipeTransport": {"start", "finish", "belongs_to"},
     "WritePipeTransport": {"start", "finish", "belongs_to"},

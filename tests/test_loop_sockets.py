@@ -249,6 +249,35 @@ async def test_sendfile_without_a_descriptor_and_without_fallback() -> None:
                 await loop.sock_sendfile(a, io.BytesIO(b"x"), fallback=False)
 
 
+@pytest.mark.parametrize("fallback", [True, False])
+async def test_sendfile_falls_back_where_os_sendfile_fails_at_once(
+    fallback: bool,
+) -> None:
+    # A file whose descriptor os.sendfile() cannot read (a pipe's): asyncio then
+    # reads the file and sends, or says sendfile is not available.
+    async def call(loop: asyncio.AbstractEventLoop) -> Any:
+        r, w = os.pipe()
+
+        class OverAPipe(io.BytesIO):
+            def fileno(self) -> int:
+                return r
+
+        a, b = pair()
+        with a, b, open(r, "rb"), open(w, "wb"):
+            file = OverAPipe(b"through a pipe")
+            sent = await loop.sock_sendfile(a, file, 0, 7, fallback=fallback)
+            return sent, b.recv(100), file.tell()
+
+    expected = await native(call)
+    assert expected == (
+        ("returned", (7, b"through", 7))
+        if fallback
+        else ("raised", asyncio.SendfileNotAvailableError, "os.sendfile call failed")
+    )
+    async with protoport.open_loop() as loop:
+        assert await outcome(call(loop)) == expected
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [

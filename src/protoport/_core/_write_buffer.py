@@ -221,6 +221,8 @@ class WriteBuffer:
                 nbytes = 0
         if self._paused and self._size <= self._low:
             self._resume()
+        elif not self._size and self._drained is not None:
+            self._wake()
 
     def hold(self, nbytes: int) -> None:
         """Count *nbytes* that the caller keeps itself (a queue of datagrams,
@@ -241,6 +243,8 @@ class WriteBuffer:
         self._size -= nbytes
         if self._paused and self._size <= self._low:
             self._resume()
+        elif not self._size and self._drained is not None:
+            self._wake()
 
     def clear(self) -> None:
         """Drop every pending byte without resuming the protocol (``abort()``)."""
@@ -263,6 +267,15 @@ class WriteBuffer:
         if self._drained is None:
             self._drained = anyio.Event()
         await self._drained.wait()
+
+    async def wait_empty(self) -> None:
+        """Return once every byte taken has been consumed or released (at once
+        if none is pending), or the buffer is closed."""
+        await anyio.lowlevel.checkpoint()
+        while self._size and not self._closed:
+            if self._drained is None:
+                self._drained = anyio.Event()
+            await self._drained.wait()
 
     def _maybe_pause(self) -> None:
         if self._size > self._pause_above and not self._paused:

@@ -38,7 +38,7 @@ from .._transports._pipe import ReadPipeTransport, WritePipeTransport
 from .._transports._stream import StreamTransport
 from .._transports._subprocess import SubprocessTransport
 from .._transports._tls import TLSOptions, check_timeouts
-from . import _connections, _datagrams, _dns, _pipes, _servers, _sockets
+from . import _connections, _datagrams, _dns, _pipes, _sendfile, _servers, _sockets
 from ._bridge import TrioBridge, trio_side
 from ._servers import Server
 from ._subprocesses import (
@@ -758,6 +758,32 @@ class Loop(TrioBridge):
             sock, self._check_fd, file, offset, count, fallback=bool(fallback)
         )
 
+    # -- sendfile --------------------------------------------------------------
+
+    async def sendfile(
+        self,
+        transport: asyncio.WriteTransport,
+        file: Any,
+        offset: int = 0,
+        count: int | None = None,
+        *,
+        fallback: bool = True,
+    ) -> int:
+        """Send *file* on *transport*, as :meth:`asyncio.loop.sendfile`; return
+        how many bytes were sent.
+
+        On a TCP or Unix socket transport the kernel sends the file
+        (``os.sendfile()``) once the bytes written before are sent; reading is
+        paused meanwhile, and ``write()`` raises :exc:`RuntimeError`. On a TLS
+        transport, or one over another stream, the file is read in a worker
+        thread and written to the transport, with write flow control, when
+        *fallback* is true (:exc:`RuntimeError` otherwise). Either way the
+        file's position is left after the last byte sent.
+        """
+        return await _sendfile.sendfile(
+            self._host, transport, file, offset, count, fallback=fallback
+        )
+
     def _check_fd(self, fd: int, fileobj: Any = None) -> None:
         """Refuse a descriptor that one of this loop's socket or pipe transports
         uses, with asyncio's message."""
@@ -1119,8 +1145,6 @@ class Loop(TrioBridge):
             self.call_soon = self._backend.call_soon  # type: ignore[method-assign,assignment]
 
 
-_NOT_YET = "is not implemented by protoport yet"
-
 #: asyncio's loop methods that the facade does not offer: name → the rest of the
 #: sentence its NotImplementedError says after ``loop.<name>()`` (why, and what to
 #: do instead). docs/limitations.rst lists each of them.
@@ -1130,10 +1154,6 @@ NOT_IMPLEMENTED: dict[str, str] = {
         "is not offered: the loop runs for as long as its "
         "`async with protoport.open_loop()` block, inside trio.run() or "
         "anyio.run(); leaving the block stops and closes it",
-    ),
-    "sendfile": (
-        f"{_NOT_YET}: read the file and write() its bytes to the transport, or "
-        "send it with loop.sock_sendfile() on a socket of your own"
     ),
 }
 

@@ -10,9 +10,11 @@ from or given to the kernel after the cancellation.
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import os
 import socket
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -153,42 +155,75 @@ async def sendfile(
     *,
     fallback: bool,
 ) -> int:
-    """Send *count* bytes of *file* from *offset* (to its end when None) with
-    ``os.sendfile()``, or by reading and sending where the file has no
-    descriptor and *fallback* allows; leave the file's position after the last
-    byte sent, as asyncio does. Return how many bytes were sent."""
+    """Send *count* bytes of *file* from *offset* (to its end when None) as
+    ``sock_sendfile()`` does: with ``os.sendfile()``, or where that cannot be
+    used and *fallback* allows, by reading and sending. Return how many bytes
+    were sent."""
     try:
-        fileno = file.fileno()
-    except (AttributeError, io.UnsupportedOperation):
-        fileno = -1
-    if fileno >= 0 and hasattr(os, "sendfile"):
-        return await _sendfile_native(sock, check, file, fileno, offset, count)
-    if not fallback:
-        raise asyncio.SendfileNotAvailableError(
-            f"syscall sendfile is not available for socket {sock!r} and file "
-            f"{file!r} combination"
-        )
+        return await sendfile_native(sock, check, file, offset, count)
+    except asyncio.SendfileNotAvailableError:
+        if not fallback:
+            raise
     return await _sendfile_by_reading(sock, check, file, offset, count)
 
 
-async def _sendfile_native(
-    sock: socket.socket,
-    check: FdCheck,
-    file: Any,
-    fileno: int,
-    offset: int,
-    count: int | None,
+async def sendfile_native(
+    sock: socket.socket, check: FdCheck, file: Any, offset: int, count: int | None
 ) -> int:
-    if count is None:
-        count = os.fstat(fileno).st_size - offset
-    sent = 0
+    """Send with ``os.sendfile()`` as asyncio's Unix loops do, and leave the
+    file's position after the last byte sent (also when failing part way).
+
+    :raises asyncio.SendfileNotAvailableError: when ``os.sendfile()`` does not
+        exist, *file* is no regular file with a descriptor, or the first call
+        fails (the caller may then send by other means)
+    :raises ConnectionError: when the connection ends part way
+    """
+    if not hasattr(os, "sendfile"):
+        raise asyncio.SendfileNotAvailableError("os.sendfile() is not available")
     try:
-        while sent < count:
+        fileno = file.fileno()
+    except (AttributeError, io.UnsupportedOperation):
+        raise asyncio.SendfileNotAvailableError("not a regular file") from None
+    try:
+        size = os.fstat(fileno).st_size
+    except OSError:
+        raise asyncio.SendfileNotAvailableError("not a regular file") from None
+    blocksize = count if count else size
+    if not blocksize:
+        return 0
+    sent = 0
+    first = True
+    try:
+        while True:
+            if count:
+                blocksize = count - sent
+                if blocksize <= 0:
+                    break
+            # os.sendfile() takes at most this much on 32-bit systems.
+            blocksize = min(blocksize, sys.maxsize // 2 + 1)
             try:
-                n = os.sendfile(sock.fileno(), fileno, offset + sent, count - sent)
+                n = os.sendfile(sock.fileno(), fileno, offset + sent, blocksize)
             except (BlockingIOError, InterruptedError):
+                first = False
                 await _wait_writable(sock, check)
                 continue
+            except OSError as exc:
+                if sent == 0:
+                    raise asyncio.SendfileNotAvailableError(
+                        "os.sendfile call failed"
+                    ) from exc
+                if (
+                    not first
+                    and exc.errno == errno.ENOTCONN
+                    and type(exc) is not ConnectionError
+                ):
+                    # Closed part way: the same error on every system, as asyncio
+                    # makes it.
+                    raise ConnectionError(
+                        errno.ENOTCONN, "socket is not connected"
+                    ) from exc
+                raise
+            first = False
             if n == 0:
                 break  # the end of the file
             sent += n
@@ -203,17 +238,23 @@ async def _sendfile_by_reading(
 ) -> int:
     if offset:
         file.seek(offset)
+    blocksize = (
+        min(count, SENDFILE_FALLBACK_CHUNK) if count else SENDFILE_FALLBACK_CHUNK
+    )
+    buf = bytearray(blocksize)
     sent = 0
     try:
-        while count is None or sent < count:
-            size = SENDFILE_FALLBACK_CHUNK
-            if count is not None:
-                size = min(size, count - sent)
-            data = await anyio.to_thread.run_sync(file.read, size)
-            if not data:
+        while True:
+            if count:
+                blocksize = min(count - sent, blocksize)
+                if blocksize <= 0:
+                    break
+            view = memoryview(buf)[:blocksize]
+            read = await anyio.to_thread.run_sync(file.readinto, view)
+            if not read:
                 break
-            await sendall(sock, check, data)
-            sent += len(data)
+            await sendall(sock, check, view[:read])
+            sent += read
     finally:
         if sent > 0 and hasattr(file, "seek"):
             file.seek(offset + sent)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,23 @@ def _peer_error(exc: BaseException) -> BaseException:
     return exc
 
 
+def _decline_asyncio_sendfile(transport: StreamTransport) -> object:
+    """Raise :exc:`NotImplementedError`: asyncio's own ``loop.sendfile()`` cannot
+    send on protoport's transports; ``protoport.get_running_loop().sendfile()``
+    can."""
+    # asyncio's loop.sendfile() looks this attribute up to choose how to send.
+    # Its two ways write through asyncio's selector-transport internals (the
+    # socket and its registration, the flow-control mixin), which protoport's
+    # transports do not have; without the attribute it raises RuntimeError, which
+    # ends a caller such as aiohttp's FileResponse. NotImplementedError is what
+    # an event loop without sendfile support raises (uvloop's does), and what
+    # such callers catch to send the file with write() instead.
+    raise NotImplementedError(
+        f"asyncio's loop.sendfile() does not support {transport!r}: use "
+        "protoport.get_running_loop().sendfile(), or write() the file's bytes"
+    )
+
+
 class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     """An :class:`asyncio.Transport` that drives a protocol over an AnyIO
     :class:`~anyio.abc.ByteStream`.
@@ -73,8 +91,10 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     task drains the buffer. A TLS connection's transport is a subclass that cannot
     half-close: its ``can_write_eof()`` is False.
 
-    ``start()``, ``finish()``, ``hand_over()`` and ``belongs_to()`` serve the loop
-    that owns the transport; they are not part of the transport's API.
+    ``start()``, ``finish()``, ``hand_over()``, ``belongs_to()``,
+    ``sendfile_socket()``, ``sending_file()``, ``is_writing_paused()`` and
+    ``wait_flushed()`` serve the loop that owns the transport; they are not part
+    of the transport's API.
     """
 
     __slots__ = (
@@ -86,6 +106,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         "_eof_seen",
         "_fd",
         "_held",
+        "_in_sendfile",
         "_read_scope",
         "_reader_done",
         "_readers",
@@ -175,6 +196,9 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         #: The scope of a graceful end under way (a TLS shutdown, a stream's
         #: aclose()), which abort() cuts short.
         self._close_scope: CancelScope | None = None
+        #: Whether loop.sendfile() is sending on the socket itself: write() is
+        #: refused meanwhile, as asyncio refuses it.
+        self._in_sendfile = False
 
     def __repr__(self) -> str:
         return f"{super().__repr__()[:-1]} stream={self._stream!r}>"
@@ -550,6 +574,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             data = self._writable_bytes(data)
         elif self._eof_requested:
             raise RuntimeError("Cannot call write() after write_eof()")
+        if self._in_sendfile:
+            raise RuntimeError("unable to write; sendfile is in progress")
         if not data:
             return
         life = self._life
@@ -599,6 +625,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         """
         if self._eof_requested:
             raise RuntimeError("Cannot call writelines() after write_eof()")
+        if self._in_sendfile:
+            raise RuntimeError("unable to writelines; sendfile is in progress")
         if not list_of_data:
             return
         items = [
@@ -718,6 +746,50 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
                 continue
             self._writer_wakeup = wakeup = anyio.Event()
             await wakeup.wait()
+
+    # -- sendfile --------------------------------------------------------------
+
+    def sendfile_socket(self) -> socket.socket | None:
+        """The socket ``loop.sendfile()`` may hand to ``os.sendfile()``: the one
+        under protoport's own :class:`~protoport.SocketStream`; None for TLS and
+        any other stream, whose bytes only the stream may send."""
+        sock: socket.socket | None = self._sock
+        return sock
+
+    @contextmanager
+    def sending_file(self) -> Iterator[None]:
+        """Hold the transport for ``loop.sendfile()``'s own sending on
+        :meth:`sendfile_socket`: ``write()`` and ``writelines()`` raise meanwhile.
+
+        :raises RuntimeError: if a sendfile is in progress already
+        """
+        if self._in_sendfile:
+            # asyncio's message for the same mistake.
+            raise RuntimeError("Empty waiter is already set")
+        self._in_sendfile = True
+        try:
+            yield
+        finally:
+            self._in_sendfile = False
+
+    def is_writing_paused(self) -> bool:
+        """Whether the protocol was told to pause writing and not yet to resume
+        (what ``loop.sendfile()`` must know when it stands in for the protocol)."""
+        return self._buffer.paused
+
+    async def wait_flushed(self) -> None:
+        """Return once the stream has taken every byte ``write()`` accepted.
+
+        :raises ConnectionError: if the transport closes or fails first (with its
+            error, when it has one)
+        """
+        await self._buffer.wait_empty()
+        if self._life is not _OPEN:
+            raise self._exc or ConnectionError("Connection is closed by peer")
+
+    _sendfile_compatible = property(
+        _decline_asyncio_sendfile, doc=_decline_asyncio_sendfile.__doc__
+    )
 
     def can_write_eof(self) -> bool:
         """True: :meth:`write_eof` is supported (not by the TLS transport)."""

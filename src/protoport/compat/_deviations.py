@@ -12,7 +12,6 @@ Keys are scenario ids (both protoport columns) or ``"<id>@<column>"`` (one of
 from __future__ import annotations
 
 DEVIATIONS: dict[str, str] = {
-    "writing.write_during_sendfile": "loop.sendfile() is not implemented yet",
     "flow.pause_at_high": (
         "protoport pauses where CPython does, when the buffer becomes strictly "
         "greater than high (ported code is tuned against CPython); the "

@@ -1,0 +1,62 @@
+"""CPython's own tests of the loop's socket methods, run against protoport's loop.
+
+The interpreter's ``test.test_asyncio.test_sock_lowlevel`` tests ``sock_recv()``
+and its kin against a real HTTP server and socket pairs; ``_cpython`` runs each of
+its tests against protoport's loop, on both runtimes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from _cpython import Exclusion, check, cpython_tests, excluded_names
+
+try:
+    from test.test_asyncio import test_sock_lowlevel
+except ImportError as exc:  # pragma: no cover - depends on the interpreter build
+    pytest.skip(
+        f"this interpreter has no CPython test package ({exc})",
+        allow_module_level=True,
+    )
+
+pytestmark = pytest.mark.anyio
+
+MIXIN = test_sock_lowlevel.BaseSockTestsMixin
+TESTS = cpython_tests(MIXIN)
+
+_BUSY = (
+    "it cancels a sock_*() call that waits on a socket and at once starts "
+    "another on the same socket; asyncio replaces the cancelled call's "
+    "registration, while under asyncio protoport's call waits through AnyIO, "
+    "whose wait stays registered until the cancelled task runs again, so the "
+    "new call meets AnyIO's BusyResourceError"
+)
+
+#: Tests that cannot pass, and why; ``@<runtime>`` limits an entry to one runtime.
+EXCLUSIONS = {
+    "test_sock_client_connect_racing@asyncio": Exclusion(
+        _BUSY, shows="BusyResourceError: Another task is already writing"
+    ),
+    "test_sock_client_racing@asyncio": Exclusion(
+        _BUSY, shows="BusyResourceError: Another task is already reading"
+    ),
+    "test_sock_client_racing@trio": Exclusion(
+        "under Trio the sock_*() calls of a loop task run in a Trio task of the "
+        "loop, which starts on the loop's next round: after one "
+        "asyncio.sleep(0) the test's sock_connect() has not begun, and its "
+        "blocking listener.accept() would block the loop's thread for good",
+        shows="",
+        runnable=False,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", TESTS)
+async def test_cpython_sock_lowlevel_test(name: str, anyio_backend: str) -> None:
+    await check(MIXIN, name, anyio_backend, EXCLUSIONS)
+
+
+def test_the_socket_tests_are_found() -> None:
+    # A selection that found nothing would prove nothing.
+    assert len(TESTS) >= 10
+    assert excluded_names(EXCLUSIONS) <= set(TESTS)
