@@ -128,19 +128,9 @@ async def test_websocket() -> None:
     assert close_code == 1000
 
 
-async def test_file_response(
-    tmp_path: Path, anyio_backend: str, request: pytest.FixtureRequest
-) -> None:
-    if anyio_backend == "asyncio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=aiohttp.ClientPayloadError,
-                reason="needs asyncio's own loop.sendfile() to accept protoport's "
-                "transports (issue #15 item 3): aiohttp calls it on the running "
-                "asyncio loop, which refuses them, so the body is never sent",
-            )
-        )
+async def test_file_response(tmp_path: Path) -> None:
+    # Under asyncio, aiohttp asks asyncio's own loop to sendfile() on protoport's
+    # transport; it must be told NotImplementedError to write the file itself.
     content = bytes(range(256)) * 4000
     path = tmp_path / "file.bin"
     path.write_bytes(content)
