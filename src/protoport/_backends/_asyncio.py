@@ -93,12 +93,13 @@ class AsyncioBackend:
     def create_task(
         self, coro: Coroutine[Any, Any, T], name: str | None, context: Context | None
     ) -> asyncio.Task[T]:
+        stepped = coro
         if context is None:
-            return self._aio.create_task(coro, name=name)
+            return self._aio.create_task(stepped, name=name)
         if sys.version_info >= (3, 11):
-            return self._aio.create_task(coro, name=name, context=context)
+            return self._aio.create_task(stepped, name=name, context=context)
         # 3.10 has no context argument: the task copies the current one.
-        return context.run(self._aio.create_task, coro, name=name)
+        return context.run(self._aio.create_task, stepped, name=name)
 
     def set_task_factory(self, factory: TaskFactory | None) -> None:
         self._aio.set_task_factory(factory)
@@ -134,6 +135,14 @@ class AsyncioBackend:
     def start(self, task_group: TaskGroup) -> None:
         # The asyncio loop runs everything already.
         pass
+
+    def start_soon(
+        self,
+        task_group: TaskGroup,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+    ) -> None:
+        task_group.start_soon(fn, *args)
 
     async def wait_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
         if tasks:

@@ -262,7 +262,7 @@ class Loop(TrioBridge):
         if self._task_group is None:
             self._pending_spawns.append((fn, args))
         else:
-            self._task_group.start_soon(fn, *args)
+            self._backend.start_soon(self._task_group, fn, *args)
 
     def _reader_registry(self) -> Readers | None:
         """Where socket transports register for readability (made on first use)."""
@@ -975,13 +975,9 @@ class Loop(TrioBridge):
         if executor is None:
             executor = self._default_executor
         if executor is None:
-            future, scope = self._start_in_trio_task(
+            return self.start_trio(
                 functools.partial(anyio.to_thread.run_sync, func, *args)
             )
-            future.add_done_callback(
-                lambda f: scope.cancel() if f.cancelled() else None
-            )
-            return future
         future = self.create_future()
         inner = executor.submit(func, *args)
 
