@@ -117,8 +117,10 @@ class Loop(TrioBridge):
     Trio, one Trio task runs the loop: it reads the sockets, runs the callbacks and
     steps the tasks (real :class:`asyncio.Task` objects), futures are
     :class:`asyncio.Future` objects that Trio tasks can await, and
-    ``asyncio.get_running_loop()`` returns this object while a protocol or
-    scheduled callback, or a task created here, runs.
+    ``asyncio.get_running_loop()`` returns this object (and sniffio names
+    asyncio, so AnyIO code works there) while a protocol or scheduled callback,
+    or a task created here, runs. :meth:`start_trio`, :meth:`run_trio` and
+    :meth:`run_asyncio` carry calls between such asyncio code and Trio code.
     """
 
     def __init__(self, *, exit_timeout: float | None = EXIT_TIMEOUT) -> None:
