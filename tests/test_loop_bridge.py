@@ -209,3 +209,23 @@ async def test_an_asyncio_task_cancelled_on_its_side_raises_cancelled_error() ->
     async with protoport.open_loop() as loop:
         with anyio.fail_after(5), pytest.raises(asyncio.CancelledError):
             await loop.run_asyncio(asyncio_code)
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_loop_task_cancelled_before_its_trio_work_starts_ends() -> None:
+    started: list[bool] = []
+
+    async def trio_work() -> None:
+        started.append(True)
+
+    async def asyncio_code(loop: protoport.Loop) -> None:
+        await loop.run_trio(trio_work)
+
+    async with protoport.open_loop() as loop:
+        task = loop.create_task(asyncio_code(loop))
+        # Cancelled on the loop's round that starts it, before Trio runs.
+        loop.call_soon(task.cancel)
+        with anyio.fail_after(5):
+            await wait_until(task.done)
+        assert task.cancelled()
+    assert not started
