@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from anyio.abc import ByteStream
 
@@ -213,6 +214,39 @@ def check_writelines(writelines: Callable[[Any], object]) -> bytes:
 # -- recording protocols -------------------------------------------------------------
 
 
+class Flag:
+    """An event that protocol code (asyncio code) sets and Trio code waits for.
+
+    An :class:`anyio.Event` belongs to the library sniffio names where it is
+    made, which is asyncio in the loop's callbacks (a protocol's constructor
+    among them): this one makes its event where it is waited for.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+        self._event: anyio.Event | None = None
+
+    def set(self) -> None:
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def clear(self) -> None:
+        self._set = False
+        self._event = None
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            await anyio.lowlevel.checkpoint()
+            return
+        if self._event is None:
+            self._event = anyio.Event()
+        await self._event.wait()
+
+
 class Recorder(asyncio.Protocol):
     """Records every callback in ``trace``, each ``data_received()`` call as an
     entry of its own; ``eof_received()`` returns ``keep_open``; ``lost`` is set
@@ -223,7 +257,7 @@ class Recorder(asyncio.Protocol):
     def __init__(self) -> None:
         self.trace: list[Any] = []
         self.transport: Any = None
-        self.lost = anyio.Event()
+        self.lost = Flag()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport

@@ -23,6 +23,7 @@ import pytest
 import protoport
 from _helpers import (
     IP_FAMILIES,
+    Flag,
     collect_errors,
     exactly,
     settle,
@@ -46,7 +47,7 @@ class Datagrams(asyncio.DatagramProtocol):
         self.received: list[tuple[bytes, Any]] = []
         self.errors: list[BaseException] = []
         self.transport: Any = None
-        self.lost = anyio.Event()
+        self.lost = Flag()
         self.fail_on = fail_on
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

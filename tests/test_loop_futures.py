@@ -241,7 +241,7 @@ async def test_task_exception_propagates_on_await() -> None:
         assert task.exception() is error
 
 
-async def test_task_name_and_coro() -> None:
+async def test_task_name_and_coro(anyio_backend: str) -> None:
     async def work() -> None:
         pass
 
@@ -253,7 +253,13 @@ async def test_task_name_and_coro() -> None:
         assert task.get_name() == "renamed"  # type: ignore[attr-defined]
         task.set_name(7)  # type: ignore[attr-defined]
         assert task.get_name() == "7"  # type: ignore[attr-defined]
-        assert task.get_coro() is coro  # type: ignore[attr-defined]
+        if anyio_backend == "trio":
+            assert task.get_coro() is coro  # type: ignore[attr-defined]
+        else:
+            # Under asyncio the coroutine is stepped through a wrapper (see the
+            # limitations page), which shows the coroutine's name and code.
+            assert task.get_coro().cr_code is coro.cr_code  # type: ignore[attr-defined]
+            assert "work()" in repr(task)
         unnamed = loop.create_task(work())
         assert isinstance(unnamed.get_name(), str)  # type: ignore[attr-defined]
         assert unnamed.get_name()  # type: ignore[attr-defined]

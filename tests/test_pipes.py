@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 import protoport
-from _helpers import collect_errors, exactly, settle, wait_until
+from _helpers import Flag, collect_errors, exactly, settle, wait_until
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
@@ -25,7 +25,7 @@ class ReadRecorder(asyncio.Protocol):
     def __init__(self) -> None:
         self.trace: list[Any] = []
         self.transport: Any = None
-        self.lost = anyio.Event()
+        self.lost = Flag()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -56,7 +56,7 @@ class WriteRecorder(asyncio.BaseProtocol):
 
     def __init__(self) -> None:
         self.trace: list[Any] = []
-        self.lost = anyio.Event()
+        self.lost = Flag()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.trace.append("made")

@@ -14,7 +14,7 @@ import pytest
 from anyio.abc import TaskGroup
 
 import protoport
-from _helpers import exactly, wait_until
+from _helpers import Flag, exactly, wait_until
 from _streams import memory_stream_pair
 from protoport import StreamReader, open_stream_pair
 
@@ -29,7 +29,7 @@ class Outcome:
     def __init__(self) -> None:
         self.value: Any = None
         self.error: BaseException | None = None
-        self.done = anyio.Event()
+        self.done = Flag()
 
     async def get(self) -> Any:
         with anyio.fail_after(5):

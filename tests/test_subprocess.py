@@ -16,7 +16,7 @@ import anyio
 import pytest
 
 import protoport
-from _helpers import collect_errors, exactly, settle, wait_until
+from _helpers import Flag, collect_errors, exactly, settle, wait_until
 from conftest import open_fds
 
 pytestmark = pytest.mark.anyio
@@ -30,7 +30,7 @@ class Recorder(asyncio.SubprocessProtocol):
     def __init__(self) -> None:
         self.trace: list[Any] = []
         self.transport: Any = None
-        self.lost = anyio.Event()
+        self.lost = Flag()
         self.sizes = {1: 0, 2: 0}
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:

@@ -32,6 +32,7 @@ from anyio.streams.tls import TLSStream
 import protoport
 from _helpers import (
     Factory,
+    Flag,
     JoiningRecorder,
     Recorder,
     check_writelines,
@@ -1204,7 +1205,7 @@ class SendNotifying(ByteStream):
 
     def __init__(self, inner: ByteStream) -> None:
         self.inner = inner
-        self.sent = anyio.Event()
+        self.sent = Flag()
 
     async def receive(self, max_bytes: int = 65536) -> bytes:
         return await self.inner.receive(max_bytes)

@@ -11,6 +11,7 @@ import pytest
 
 import protoport
 from _helpers import (
+    Flag,
     collect_errors,
     open_pair,
     read_until_closed,
@@ -36,7 +37,7 @@ class Buffered(asyncio.BufferedProtocol):
         self.data = bytearray()
         self.transport: Any = None
         self.buf = bytearray(size)
-        self.lost = anyio.Event()
+        self.lost = Flag()
         self.lost_exc: BaseException | None = None
 
     def connection_made(self, transport: Any) -> None:
@@ -74,7 +75,7 @@ class Plain(asyncio.Protocol):
         self.trace: list[Any] = []
         self.data = bytearray()
         self.transport: Any = None
-        self.lost = anyio.Event()
+        self.lost = Flag()
 
     def connection_made(self, transport: Any) -> None:
         self.transport = transport

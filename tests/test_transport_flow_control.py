@@ -12,6 +12,7 @@ import pytest
 import protoport
 from _helpers import (
     SOCKET_KINDS,
+    Flag,
     Recorder,
     exactly,
     open_pair,
@@ -247,13 +248,13 @@ class Producer(FlowRecorder):
     def __init__(self) -> None:
         super().__init__()
         self.paused = False
-        self.can_write = anyio.Event()
+        self.can_write = Flag()
         self.can_write.set()
 
     def pause_writing(self) -> None:
         super().pause_writing()
         self.paused = True
-        self.can_write = anyio.Event()
+        self.can_write.clear()
 
     def resume_writing(self) -> None:
         super().resume_writing()

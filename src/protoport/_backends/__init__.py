@@ -21,7 +21,6 @@ from ._interface import Readers as Readers
 from ._interface import Sender as Sender
 from ._interface import TaskFactory as TaskFactory
 from ._reporting import failed_callback_context as failed_callback_context
-from ._running import call_with_running_loop as call_with_running_loop
 from ._running import current_runtime as current_runtime
 from ._running import get_running_loop_raw as get_running_loop_raw
 from ._waiting import wait_done as wait_done

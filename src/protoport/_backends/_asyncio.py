@@ -2,7 +2,8 @@
 
 Callbacks are the facade's own handles (so that a failing one reaches the
 facade's exception handler, and closing the facade cancels them), run by the
-asyncio loop; futures and tasks are the asyncio loop's.
+asyncio loop; futures and tasks are the asyncio loop's, the tasks also the
+facade's current ones while they run (:mod:`._asyncio_tasks`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from ._asyncio_tasks import FacadeStep
 from ._handles import run_handle
 from ._interface import FdWaits, Readers, TaskFactory
 from ._running import declared_asyncio
@@ -93,12 +95,14 @@ class AsyncioBackend:
     def create_task(
         self, coro: Coroutine[Any, Any, T], name: str | None, context: Context | None
     ) -> asyncio.Task[T]:
+        # What is not a coroutine goes as it is, for asyncio's own TypeError.
+        stepped = FacadeStep(coro, self._loop) if asyncio.iscoroutine(coro) else coro
         if context is None:
-            return self._aio.create_task(coro, name=name)
+            return self._aio.create_task(stepped, name=name)
         if sys.version_info >= (3, 11):
-            return self._aio.create_task(coro, name=name, context=context)
+            return self._aio.create_task(stepped, name=name, context=context)
         # 3.10 has no context argument: the task copies the current one.
-        return context.run(self._aio.create_task, coro, name=name)
+        return context.run(self._aio.create_task, stepped, name=name)
 
     def set_task_factory(self, factory: TaskFactory | None) -> None:
         self._aio.set_task_factory(factory)
@@ -134,6 +138,14 @@ class AsyncioBackend:
     def start(self, task_group: TaskGroup) -> None:
         # The asyncio loop runs everything already.
         pass
+
+    def start_soon(
+        self,
+        task_group: TaskGroup,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+    ) -> None:
+        task_group.start_soon(fn, *args)
 
     async def wait_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
         if tasks:

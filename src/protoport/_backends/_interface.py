@@ -119,6 +119,15 @@ class Backend(Protocol):
     def start(self, task_group: TaskGroup) -> None:
         """Start what runs the loop, in *task_group*."""
 
+    def start_soon(
+        self,
+        task_group: TaskGroup,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+    ) -> None:
+        """``task_group.start_soon(fn, *args)``, from the loop's callbacks too
+        (where sniffio names asyncio even when Trio runs)."""
+
     async def wait_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
         """Run the loop until every one of *tasks* is done (the loop's own task
         group has ended by then)."""

@@ -22,7 +22,12 @@ from anyio.abc import ByteStream, SocketAttribute, TaskGroup
 from anyio.abc import SocketStream as AnyIOSocketStream
 
 from ._interface import FdWaits, Readers, Sender, TaskFactory
-from ._running import call_with_running_loop, get_running_loop_raw
+from ._running import (
+    call_as_callback,
+    get_running_loop_raw,
+    register_trio_loop,
+    trio_named,
+)
 from ._trio_futures import Future, Task
 from ._trio_scheduler import Scheduler
 
@@ -41,6 +46,7 @@ class TrioBackend:
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
+        register_trio_loop(loop)
         self._scheduler = scheduler = Scheduler(loop)
         self._token = trio.lowlevel.current_trio_token()
         self._task_factory: TaskFactory | None = None
@@ -152,7 +158,7 @@ class TrioBackend:
     def invoke(self, fn: Callable[..., T], *args: Any) -> T:
         if get_running_loop_raw() is self._loop:
             return fn(*args)
-        return call_with_running_loop(self._loop, fn, *args)
+        return call_as_callback(self._loop, fn, *args)
 
     def readers(self) -> Readers | None:
         self._scheduler.open()
@@ -196,6 +202,16 @@ class TrioBackend:
         # The loop's descriptors are all made from the start.
         self._scheduler.open()
         task_group.start_soon(self._scheduler.run)
+
+    def start_soon(
+        self,
+        task_group: TaskGroup,
+        fn: Callable[..., Coroutine[Any, Any, Any]],
+        *args: Any,
+    ) -> None:
+        # AnyIO makes the new task's cancel scope for the library sniffio names.
+        with trio_named():
+            task_group.start_soon(fn, *args)
 
     async def wait_tasks(self, tasks: list[asyncio.Task[Any]]) -> None:
         await self._scheduler.run(until=lambda: all(task.done() for task in tasks))

@@ -24,6 +24,7 @@ from contextvars import Context
 from typing import Any
 
 import trio
+from sniffio import thread_local as sniffio_names
 
 from ._reporting import failed_callback_context
 from ._running import get_running_loop_raw, set_running_loop
@@ -255,9 +256,13 @@ class Scheduler:
         clock = self._clock
         while True:
             # Iterations back to back, as a selector loop's, while there is work;
-            # this loop is asyncio's running one only until the task awaits.
+            # this loop is asyncio's running one, and sniffio names asyncio (for
+            # AnyIO code in callbacks and tasks), only until the task awaits: once
+            # per batch, not per callback.
             previous = get_running_loop_raw()
+            library = sniffio_names.name
             set_running_loop(loop)
+            sniffio_names.name = "asyncio"
             try:
                 for _ in range(_TURNS_PER_CHECKPOINT):
                     # Read what is readable, then run what is due.
@@ -280,6 +285,7 @@ class Scheduler:
                 else:
                     deadline = -math.inf
             finally:
+                sniffio_names.name = library
                 set_running_loop(previous)
             if deadline == -math.inf:
                 # Still busy: let the run's other tasks have their turn.

@@ -121,8 +121,10 @@ class Loop(TrioBridge):
     Trio, one Trio task runs the loop: it reads the sockets, runs the callbacks and
     steps the tasks (real :class:`asyncio.Task` objects), futures are
     :class:`asyncio.Future` objects that Trio tasks can await, and
-    ``asyncio.get_running_loop()`` returns this object while a protocol or
-    scheduled callback, or a task created here, runs.
+    ``asyncio.get_running_loop()`` returns this object (and sniffio names
+    asyncio, so AnyIO code works there) while a protocol or scheduled callback,
+    or a task created here, runs. :meth:`start_trio`, :meth:`run_trio` and
+    :meth:`run_asyncio` carry calls between such asyncio code and Trio code.
     """
 
     def __init__(self, *, exit_timeout: float | None = EXIT_TIMEOUT) -> None:
@@ -272,7 +274,7 @@ class Loop(TrioBridge):
         if self._task_group is None:
             self._pending_spawns.append((fn, args))
         else:
-            self._task_group.start_soon(fn, *args)
+            self._backend.start_soon(self._task_group, fn, *args)
 
     def _reader_registry(self) -> Readers | None:
         """Where socket transports register for readability (made on first use)."""
@@ -1011,13 +1013,9 @@ class Loop(TrioBridge):
         if executor is None:
             executor = self._default_executor
         if executor is None:
-            future, scope = self._start_in_trio_task(
+            return self.start_trio(
                 functools.partial(anyio.to_thread.run_sync, func, *args)
             )
-            future.add_done_callback(
-                lambda f: scope.cancel() if f.cancelled() else None
-            )
-            return future
         future = self.create_future()
         inner = executor.submit(func, *args)
 

@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 from anyio import CancelScope, ClosedResourceError
 
+from .._backends import fd_waits
 from .._core._connection_set import ConnectionSet
 from .._core._errors import logger
 from .._core._host import Host
@@ -293,7 +294,7 @@ class Server(asyncio.AbstractServer):
         unix_file = self._unix_files.pop(sock, None)
         if sock.fileno() >= 0:
             try:
-                anyio.notify_closing(sock)
+                fd_waits().notify_closing(sock)
             except RuntimeError:  # no async runtime in this thread any more
                 pass
         sock.close()
