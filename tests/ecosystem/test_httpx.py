@@ -21,17 +21,8 @@ async def echo(request: Any) -> Any:
     return web.Response(body=await request.read(), content_type="text/plain")
 
 
-async def test_get_and_post(anyio_backend: str, request: pytest.FixtureRequest) -> None:
-    if anyio_backend == "trio":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                raises=RuntimeError,
-                reason="needs sniffio to report asyncio in tasks of the loop under "
-                "Trio (issue #15 item 6): it reports trio, so httpcore takes a Trio "
-                "lock and the asyncio task rejects Trio's trap",
-            )
-        )
+async def test_get_and_post() -> None:
+    # Under Trio, httpx (httpcore, AnyIO) must see asyncio in the loop's task.
     app = web.Application()
     app.router.add_route("*", "/echo", echo)
     body = b"0123456789" * 100000
