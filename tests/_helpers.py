@@ -24,6 +24,7 @@ from anyio.abc import ByteStream
 import protoport
 from _streams import memory_stream_pair, socket_stream_pair
 from protoport import WriteBuffer
+from protoport._core._flag import Flag as Flag
 from protoport.compat import Env, Scenario, sections
 
 # -- stream pairs -------------------------------------------------------------------
@@ -212,39 +213,6 @@ def check_writelines(writelines: Callable[[Any], object]) -> bytes:
 
 
 # -- recording protocols -------------------------------------------------------------
-
-
-class Flag:
-    """An event that protocol code (asyncio code) sets and Trio code waits for.
-
-    An :class:`anyio.Event` belongs to the library sniffio names where it is
-    made, which is asyncio in the loop's callbacks (a protocol's constructor
-    among them): this one makes its event where it is waited for.
-    """
-
-    def __init__(self) -> None:
-        self._set = False
-        self._event: anyio.Event | None = None
-
-    def set(self) -> None:
-        self._set = True
-        if self._event is not None:
-            self._event.set()
-
-    def clear(self) -> None:
-        self._set = False
-        self._event = None
-
-    def is_set(self) -> bool:
-        return self._set
-
-    async def wait(self) -> None:
-        if self._set:
-            await anyio.lowlevel.checkpoint()
-            return
-        if self._event is None:
-            self._event = anyio.Event()
-        await self._event.wait()
 
 
 class Recorder(asyncio.Protocol):

@@ -21,6 +21,7 @@ from anyio.abc import ByteStream
 from .._backends import Sender, raw_sender
 from .._core._connection_set import ConnectionSet
 from .._core._extra_info import socket_extra_info, stream_extra_info
+from .._core._flag import Flag
 from .._core._host import Host
 from .._core._socket_stream import SocketStream
 from .._core._write_buffer import WriteBuffer, check_bytes_like
@@ -190,7 +191,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._reader_done: anyio.Event | None = None
         #: Set when the writer task ends; made when it is spawned (a hand-over
         #: must wait for a writer that has not started yet), None once it ended.
-        self._writer_done: anyio.Event | None = None
+        self._writer_done: Flag | None = None
         #: Bytes read while paused, held until reading resumes.
         self._held: bytes | memoryview | None = None
         #: The scope of a graceful end under way (a TLS shutdown, a stream's
@@ -230,7 +231,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         host.adopt(self)
         if self._readers is None:
             host.spawn(self._run_reader)
-            self._writer_done = anyio.Event()
+            # Made here, perhaps in a callback of the loop; waited for by Trio code.
+            self._writer_done = Flag()
             host.spawn(self._run_writer)
         if call_connection_made:
             self._run_callback(connection_made, self)
