@@ -355,7 +355,7 @@ class Loop(TrioBridge):
         )
         return await _pipeline.upgrade(self._host, transport, protocol, tls)
 
-    @trio_side
+    @trio_side(direct=_connections.awaits_loop_futures)
     async def create_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -396,7 +396,7 @@ class Loop(TrioBridge):
             all_errors=all_errors,
         )
 
-    @trio_side
+    @trio_side(direct=_connections.awaits_loop_futures)
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], _P],
