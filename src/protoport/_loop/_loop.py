@@ -1191,12 +1191,13 @@ class _LoopHost:
     """A loop facade as its transports and servers see it (a
     :class:`~protoport._core._host.Host`)."""
 
-    __slots__ = ("invoke", "loop", "readers", "spawn")
+    __slots__ = ("invoke", "loop", "readers", "run_soon", "spawn")
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         self.spawn = loop._spawn
         self.invoke = loop._backend.invoke
+        self.run_soon = loop._backend.run_soon
         self.readers = loop._reader_registry
 
     def adopt(self, member: Member) -> None:
