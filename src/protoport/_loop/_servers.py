@@ -67,8 +67,8 @@ class Server(asyncio.AbstractServer):
     """A listening server, as returned by :meth:`asyncio.loop.create_server`.
 
     Listening sockets are served by a reader callback of the loop's reactor each,
-    as a selector loop serves them (or, where the loop has no reactor, by one
-    accept task each, in the loop's task group).
+    as a selector loop serves them (a TLS server's, or where the loop has no
+    reactor, by one accept task each, in the loop's task group).
     ``close()`` stops listening and leaves accepted connections alone;
     ``wait_closed()`` returns once the server is closed and its last connection is
     gone.
@@ -94,7 +94,7 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._serve_forever_scope: CancelScope | None = None
         self._accept_scopes: set[CancelScope] = set()
-        #: The reactor serving the listening sockets, None: accept tasks do.
+        #: The reactor serving plain listening sockets, None: accept tasks do.
         self._readers = loop_host.readers()
         #: The listening sockets registered with the reactor, and their
         #: descriptors.
@@ -147,7 +147,9 @@ class Server(asyncio.AbstractServer):
         self._serving = True
         for sock in self._sockets:
             sock.listen(self._backlog)
-            if self._readers is None:
+            if self._readers is None or self._tls is not None:
+                # A TLS connection starts with a task of its own (the handshake),
+                # which a task spawns where a callback could not under asyncio.
                 self._host.spawn(self._accept_loop, sock)
             else:
                 self._watch(sock)
