@@ -625,13 +625,15 @@ def main(
     serve_options=None,
     load_options=None,
     run_options=None,
+    extra_commands=None,
 ):
     """Parse the command line of a benchmark script and run its command.
 
     *commands* maps serve, load, run and list to their functions; *kinds* are
     the servers ``serve`` takes. *sizes* is the default of ``run --sizes`` (None:
     no sizes, and no ``load --size``). *serve_options* and *load_options* add
-    options after ``--port``, *run_options* before ``--host``."""
+    options after ``--port``, *run_options* before ``--host``;
+    ``extra_commands(subparsers)`` adds commands of the script's own."""
     use_this_checkout()
     parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -681,6 +683,9 @@ def main(
 
     p = sub.add_parser("list", help="list the servers and whether they can run")
     p.set_defaults(func=commands["list"])
+
+    if extra_commands:
+        extra_commands(sub)
 
     args = parser.parse_args(argv)
     args.func(args)

@@ -11,6 +11,12 @@ asyncio); it measures three things, each for every server, interleaved:
   per connection, the steadier figure on a busy machine.
 - **tls** -- the same over TLS (certificates made with trustme for the run):
   handshakes per second and server CPU per handshake.
+- **client** -- the client side: the measured process is the client, one
+  connection after the other made with ``loop.create_connection()`` from a
+  task of the loop and closed (until ``connection_lost()``), against an
+  acceptor in another process that accepts and closes, with blocking calls;
+  the client's CPU time per connection. The implementations are the clients
+  of ``clients.py`` (raw AnyIO has none).
 - **idle** -- memory per idle connection: the load generator opens 1,000, then
   10,000 connections (``--counts``), each having made one 1 KiB round trip,
   and the driver reads the server's resident set size (``VmRSS``, so the
@@ -20,12 +26,14 @@ asyncio); it measures three things, each for every server, interleaved:
 
 Usage::
 
-    python benchmarks/connections.py run [--quick] [--what rate,tls,idle]
+    python benchmarks/connections.py run [--quick] [--what rate,tls,client,idle]
         [--servers a,b,...] [--rounds 3] [--duration 2] [--connections 20]
         [--counts 1000,10000] [--requests 2000] [--json out.json]
         [--markdown out.md]
     python benchmarks/connections.py serve KIND --port N [--cert CERT.pem]
     python benchmarks/connections.py load --port N --mode rate|idle [...]
+    python benchmarks/connections.py acceptor --port N
+    python benchmarks/connections.py client KIND --port N [--duration 2]
     python benchmarks/connections.py list
 
 Both processes raise their soft limit of open files up to the hard one; the
@@ -34,18 +42,22 @@ idle measurement needs one descriptor per connection in each.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
 import random
 import resource
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 
 import _driver  # beside this file: what the benchmarks share
+import clients  # the client benchmark, beside this file: its implementations
 import echo  # the echo benchmark, beside this file: its servers
 import echo_tls  # its TLS servers, contexts and certificates
 from _driver import environment, fmt_rate, load_average
@@ -62,7 +74,9 @@ KINDS = (
 )
 SERVERS = {kind: echo.SERVERS[kind] for kind in KINDS}
 PROTOPORT_SERVERS = ("protoport-trio", "protoport-asyncio")
-MEASURES = ("rate", "tls", "idle")
+MEASURES = ("rate", "tls", "client", "idle")
+#: How many connections one pass of the client measurement makes.
+CLIENT_PASS = 100
 REQUEST_SIZE = 1024
 #: Warm-up connections the idle measurement makes (and closes) before it reads
 #: the server's baseline memory.
@@ -70,13 +84,16 @@ IDLE_WARMUP = 200
 #: How many connections the idle measurement opens at once.
 OPEN_BATCH = 50
 
-#: (server, peer, measure, minimum) -- goals, shown, never asserted. For rate
-#: and tls the ratio is the peer's CPU time per connection over ours (higher:
-#: ours cheaper); for idle the peer's memory per connection over ours.
+#: (server, peer, measure, minimum) -- goals, shown, never asserted. For rate,
+#: tls and client the ratio is the peer's CPU time per connection over ours
+#: (the server's, the client's for client; higher: ours cheaper); for idle the
+#: peer's memory per connection over ours.
 TARGETS = (
     ("protoport-trio", "asyncio", "rate", 1.0),
     ("protoport-asyncio", "asyncio", "rate", 1.0),
     ("protoport-trio", "asyncio", "tls", 1.0),
+    ("protoport-trio", "asyncio", "client", 1.0),
+    ("protoport-asyncio", "asyncio", "client", 1.0),
     ("protoport-trio", "asyncio", "idle", 1.0),
     ("protoport-asyncio", "asyncio", "idle", 1.0),
 )
@@ -288,7 +305,126 @@ def cmd_load(args):
     _driver.run_load(args, coro)
 
 
+# -- client side ------------------------------------------------------------------
+
+
+class Closing(asyncio.Protocol):
+    """Resolves *lost* when the connection is lost."""
+
+    def __init__(self, lost):
+        self.lost = lost
+
+    def connection_lost(self, exc):
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+async def connect_and_close(host, port, warmup, duration, _open_connection):
+    """Connections one after the other, each made with ``create_connection()``
+    and closed, the next once the previous one is lost: the count, seconds and
+    CPU seconds of *duration* seconds after *warmup* seconds (``clients.py``'s
+    measurement, which hands in the stream function this does not use)."""
+    loop = asyncio.get_running_loop()
+
+    async def one_pass():
+        for _ in range(CLIENT_PASS):
+            lost = loop.create_future()
+            transport, _ = await loop.create_connection(
+                lambda lost=lost: Closing(lost), host, port
+            )
+            transport.close()
+            exc = await lost
+            if exc is not None:
+                raise exc
+        return CLIENT_PASS
+
+    return await clients.measured(one_pass, warmup, duration)
+
+
+def cmd_client(args):
+    _driver.pin_cpu(args.cpu)
+    raise_fd_limit()
+    work = partial(connect_and_close, args.host, args.port, args.warmup, args.duration)
+    result = clients.CLIENTS[args.kind][0](work)
+    result["connections"] = result.pop("ops")
+    result["connections_per_second"] = result["connections"] / result["elapsed"]
+    result["client_cpu_us_per_connection"] = (
+        result["cpu_seconds"] / result["connections"] * 1e6
+    )
+    print(json.dumps(result))
+
+
+def cmd_acceptor(args):
+    """Accept connections and close them, with blocking calls, until
+    interrupted: a peer that costs the client nothing but the kernel's work."""
+
+    def run():
+        with socket.create_server((args.host, args.port), backlog=1024) as sock:
+            while True:
+                conn, _ = sock.accept()
+                conn.close()
+
+    _driver.serve(args, run)
+
+
+def _extra_commands(sub):
+    p = sub.add_parser("client", help="measure one client's create_connection()")
+    p.add_argument("kind", choices=list(clients.CLIENTS))
+    p.add_argument("--host", default=_driver.HOST)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--duration", type=float, default=2.0)
+    p.add_argument("--warmup", type=float, default=0.5)
+    p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_client)
+
+    p = sub.add_parser("acceptor", help="accept and close until interrupted")
+    p.add_argument("--host", default=_driver.HOST)
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=cmd_acceptor)
+
+
 # -- driver -----------------------------------------------------------------------
+
+
+def measure_client(kind, args, log_dir):
+    """Start the acceptor, run ``client kind`` against it, stop the acceptor."""
+    port = _driver.free_port(args.host)
+    script = os.path.abspath(__file__)
+    log_path = os.path.join(log_dir, f"{kind}-client.log")
+    accept_cmd = [sys.executable, script, "acceptor", "--host", args.host]
+    accept_cmd += ["--port", str(port)]
+    client_cmd = [sys.executable, script, "client", kind, "--host", args.host]
+    client_cmd += ["--port", str(port), "--duration", str(args.duration)]
+    client_cmd += ["--warmup", str(args.warmup)]
+    if args.pin:
+        accept_cmd += ["--cpu", "0"]
+        client_cmd += ["--cpu", "1"]
+    with open(log_path, "w") as log:
+        acceptor = subprocess.Popen(
+            accept_cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+        )
+    try:
+        _driver.wait_until_accepting(acceptor, args.host, port, timeout=20)
+        client = subprocess.run(
+            client_cmd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=args.warmup + args.duration + 30,
+            check=False,
+        )
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        log = _driver.tail(log_path)
+        raise RuntimeError(f"{kind} (client): {exc}\n{log}") from None
+    finally:
+        _driver.stop_process(acceptor)
+    if client.returncode != 0:
+        raise RuntimeError(
+            f"{kind} (client): failed (exit {client.returncode}):\n"
+            f"{client.stderr[-2000:]}"
+        )
+    return json.loads(client.stdout)
 
 
 def measure_rate(kind, args, log_dir, tls_files):
@@ -400,12 +536,12 @@ def summarize(samples, servers, counts):
     for kind in servers:
         by = samples.get(kind, {})
         s = {}
-        for what in ("rate", "tls"):
+        for what, side in (("rate", "server"), ("tls", "server"), ("client", "client")):
             results = by.get(what, [])
             if results:
                 s[what] = {
                     "per_second": median_of(results, "connections_per_second"),
-                    "cpu_us": median_of(results, "server_cpu_us_per_connection"),
+                    "cpu_us": median_of(results, f"{side}_cpu_us_per_connection"),
                 }
         results = by.get("idle", [])
         if results:
@@ -476,6 +612,30 @@ def render_markdown(env, args, servers, counts, measures, stats, targets, skippe
         heads = ["connections/s", "server CPU us/conn"]
         heads += [f"vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
         lines += _driver.table("server", heads, rows)
+    if "client" in measures:
+        lines += [
+            "",
+            "Client side: one connection after the other, each made with "
+            "create_connection() from a task of the loop and closed (until "
+            f"connection_lost()), for {args.duration:g} s (after {args.warmup:g} s "
+            "of warm-up), against a blocking acceptor in another process; the "
+            "client's CPU time per connection in microseconds:",
+            "",
+        ]
+        rows = []
+        for kind in servers:
+            s = stats[kind].get("client")
+            if s is None:
+                continue
+            cells = [fmt_rate(s["per_second"]), _num(s["cpu_us"])]
+            for ours in PROTOPORT_SERVERS:
+                if ours in servers:
+                    peer_over_ours = ratio(stats, ours, kind, "client", counts)
+                    cells.append(_num(peer_over_ours, "{:.2f}x"))
+            rows.append((kind, cells))
+        heads = ["connections/s", "client CPU us/conn"]
+        heads += [f"vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
+        lines += _driver.table("client", heads, rows)
     if "idle" in measures:
         lines += [
             "",
@@ -502,7 +662,8 @@ def render_markdown(env, args, servers, counts, measures, stats, targets, skippe
         heads += [f"memory vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
         lines += _driver.table("server", heads, rows)
     lines += ["", "Targets (goals, not assertions):", ""]
-    lines += _driver.target_lines(targets)
+    # Each line says its measure, where the driver's lines say a load.
+    lines += _driver.target_lines([{**t, "load": t["measure"]} for t in targets])
     lines += _driver.skipped_lines(skipped)
     return "\n".join(lines) + "\n"
 
@@ -537,11 +698,17 @@ def cmd_run(args):
             return measure_idle(kind, args, work_dir)
         if what == "tls" and kind not in echo_tls.SERVERS:
             return {"no_tls_server": True}
+        if what == "client":
+            if kind not in clients.CLIENTS:
+                return {"no_client": True}
+            return measure_client(kind, args, work_dir)
         return measure_rate(kind, args, work_dir, tls_files if what == "tls" else None)
 
     def describe(what, kind, result):
         if "no_tls_server" in result:
             return f"{what:<5} {kind:<18} (no TLS server)"
+        if "no_client" in result:
+            return f"{what:<5} {kind:<18} (no client)"
         if what == "idle":
             kib = ", ".join(
                 f"{float(v):.2f}" for v in result["kib_per_connection"].values()
@@ -550,7 +717,9 @@ def cmd_run(args):
                 f"{what:<5} {kind:<18} {kib} KiB/conn, p50 {result['p50_us']:.0f} "
                 f"us, p99 {result['p99_us']:.0f} us"
             )
-        cpu = result["server_cpu_us_per_connection"]
+        cpu = result.get(
+            "client_cpu_us_per_connection", result.get("server_cpu_us_per_connection")
+        )
         return (
             f"{what:<5} {kind:<18} {fmt_rate(result['connections_per_second']):>7}"
             f" conn/s {'-' if cpu is None else f'{cpu:.0f}':>5} us/conn"
@@ -562,7 +731,9 @@ def cmd_run(args):
     )
     for by in samples.values():
         for what in list(by):
-            by[what] = [r for r in by[what] if "no_tls_server" not in r]
+            by[what] = [
+                r for r in by[what] if "no_tls_server" not in r and "no_client" not in r
+            ]
     env = environment()
     env["load_average"] = {"before": load_before, "after": load_average()}
     stats = summarize(samples, servers, counts)
@@ -589,7 +760,7 @@ def cmd_run(args):
             "measures": measures,
         },
         "skipped": skipped,
-        "runs": [r for r in runs if "no_tls_server" not in r],
+        "runs": [r for r in runs if "no_tls_server" not in r and "no_client" not in r],
         "stats": stats,
         "targets": targets,
     }
@@ -632,6 +803,7 @@ def main(argv=None):
         serve_options=_serve_options,
         load_options=_load_options,
         run_options=_run_options,
+        extra_commands=_extra_commands,
     )
 
 

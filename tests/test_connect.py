@@ -109,7 +109,7 @@ class ConnectSpy:
         self.refuse_ports = refuse_ports or set()
         self.real = _connect._sock_connect
 
-    async def __call__(self, sock: socket.socket, address: Any) -> None:
+    async def __call__(self, loop_host: Any, sock: socket.socket, address: Any) -> None:
         self.tried.append(address)
         await anyio.lowlevel.checkpoint()
         if address[1] in self.refuse_ports:
@@ -120,7 +120,7 @@ class ConnectSpy:
             except BaseException:
                 self.cancelled.append(address)
                 raise
-        await self.real(sock, address)
+        await self.real(loop_host, sock, address)
 
 
 # -- connecting over TCP ------------------------------------------------------------
@@ -976,6 +976,101 @@ async def test_cancelled_as_the_transport_is_made_closes_it() -> None:
         await peer.aclose()
     lsock.close()
     assert open_fds() <= before
+
+
+def full_listener() -> tuple[socket.socket, socket.socket]:
+    """A listening socket whose backlog is full, and the connection that fills
+    it: a connect to it hangs until the kernel gives up retrying (minutes)."""
+    lsock = socket.socket()
+    lsock.bind(("127.0.0.1", 0))
+    lsock.listen(0)
+    return lsock, socket.create_connection(lsock.getsockname())
+
+
+async def test_cancelled_in_a_task_of_the_loop_leaks_nothing() -> None:
+    """Cancelling the task that awaits create_connection() while the connect
+    waits for the peer closes the socket, as in asyncio."""
+    lsock, filler = full_listener()
+    before = open_fds()
+    async with protoport.open_loop() as loop:
+        inside = open_fds()
+
+        async def connect() -> Any:
+            return await loop.create_connection(JoiningRecorder, *lsock.getsockname())
+
+        task = loop.create_task(connect())
+        await anyio.sleep(0.05)
+        assert not task.done()
+        task.cancel()
+        with anyio.fail_after(5):
+            await wait_until(task.done)
+        assert task.cancelled()
+        assert open_fds() <= inside
+    filler.close()
+    lsock.close()
+    assert open_fds() <= before
+
+
+async def test_cancelled_in_a_task_as_the_transport_is_made_closes_it() -> None:
+    lsock = listener()
+    port = lsock.getsockname()[1]
+    made: list[JoiningRecorder] = []
+    async with protoport.open_loop() as loop:
+
+        async def connect() -> Any:
+            def factory() -> JoiningRecorder:
+                # The task is cancelled while connection_made() is due.
+                task.cancel()
+                made.append(JoiningRecorder())
+                return made[-1]
+
+            return await loop.create_connection(factory, "127.0.0.1", port)
+
+        task = loop.create_task(connect())
+        with anyio.fail_after(5):
+            await wait_until(task.done)
+        assert task.cancelled()
+        (protocol,) = made
+        await wait_until(lambda: len(protocol.trace) == 2)
+        assert protocol.trace == ["made", ("lost", None)]
+        peer, _ = await accept(lsock)
+        with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+            await peer.receive()
+        await peer.aclose()
+    lsock.close()
+
+
+@pytest.mark.parametrize("unix", [False, True], ids=["tcp", "unix"])
+async def test_protocol_factory_runs_in_the_calling_task(
+    tmp_path: Path, unix: bool
+) -> None:
+    """As in asyncio, a plain connection's protocol is made by the task that
+    awaits create_connection()."""
+    lsock = unix_listener(tmp_path / "s") if unix else listener()
+    seen: list[Any] = []
+
+    def factory() -> JoiningRecorder:
+        seen.append(asyncio.current_task())
+        return JoiningRecorder()
+
+    async with protoport.open_loop() as loop:
+
+        async def connect() -> asyncio.Task[Any] | None:
+            if unix:
+                transport, _ = await loop.create_unix_connection(
+                    factory, tmp_path / "s"
+                )
+            else:
+                transport, _ = await loop.create_connection(
+                    factory, *lsock.getsockname()
+                )
+            transport.close()
+            return asyncio.current_task()
+
+        task = loop.create_task(connect())
+        assert await task is not None
+        assert seen == [task]
+    lsock.close()
 
 
 async def test_create_connection_accepts_a_unix_stream_socket() -> None:

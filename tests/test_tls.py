@@ -6,6 +6,7 @@ stays on the loopback interface or a Unix socket."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import fcntl
 import hashlib
 import logging
@@ -163,6 +164,50 @@ async def test_client_and_server_exchange_bytes_and_close_cleanly(
     ]
     assert calls == []
     assert open_fds() <= before
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_server_under_a_bare_asyncio_run(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    """Under ``asyncio.run()`` in a program that never told sniffio which
+    library runs, a TLS server and a plain one serve clients (what a server sets
+    up must not need a task where it runs in a callback)."""
+
+    async def main() -> list[bytes]:
+        received = []
+        async with protoport.open_loop() as loop:
+            for ssl_context in (server_context, None):
+                servers = Factory(partial(JoiningRecorder, echo=True))
+                server = await loop.create_server(servers, HOST, 0, ssl=ssl_context)
+                transport, client = await loop.create_connection(
+                    JoiningRecorder,
+                    HOST,
+                    port_of(server),
+                    ssl=client_context if ssl_context else None,
+                )
+                transport.write(b"ping")
+                for _ in range(500):
+                    if client.received() == b"ping":
+                        break
+                    await asyncio.sleep(0.01)
+                received.append(client.received())
+                transport.close()
+                server.close()
+        return received
+
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(contextvars.Context().run(asyncio.run, main()))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    await anyio.to_thread.run_sync(thread.join, 30)
+    assert outcome == [[b"ping", b"ping"]]
 
 
 async def test_server_closing_first(

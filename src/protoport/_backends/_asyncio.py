@@ -85,6 +85,13 @@ class AsyncioBackend:
         self._aio.call_soon_threadsafe(run_handle, handle)
         return handle
 
+    def run_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        if self._closed:
+            raise RuntimeError("Event loop is closed")
+        # One handle of the asyncio loop, instead of one of the facade run by one
+        # of the asyncio loop.
+        self._aio.call_soon(fn, *args)
+
     def run_threadsafe(self, fn: Callable[[], object]) -> None:
         self._aio.call_soon_threadsafe(fn)
 

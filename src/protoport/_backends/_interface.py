@@ -89,6 +89,11 @@ class Backend(Protocol):
         context: Context | None = None,
     ) -> asyncio.Handle: ...
 
+    def run_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Call ``fn(*args)`` on the loop's next round, as ``call_soon()`` does,
+        for protoport's own steps: no handle of the facade is needed (*fn*
+        reports its own failures, and closing the loop need not cancel it)."""
+
     def timer_cancelled(self, timer: asyncio.TimerHandle) -> None:
         """A timer of this loop was cancelled (asyncio's loops are told so)."""
 

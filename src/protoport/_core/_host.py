@@ -38,6 +38,11 @@ class Host(Protocol):
     def spawn(self, fn: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run ``fn(*args)`` as a task in the loop's task group."""
 
+    def run_soon(self, fn: Callable[..., object], *args: Any) -> None:
+        """Call ``fn(*args)`` on the loop's next round, as a step of the
+        transport's own rather than a callback of the user's: *fn* reports its
+        own failures, and nothing cancels it."""
+
     def invoke(self, fn: Callable[..., T], *args: Any) -> T:
         """Call ``fn(*args)`` as the loop calls a callback (with the loop as
         asyncio's running one)."""

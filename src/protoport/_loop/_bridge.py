@@ -214,7 +214,9 @@ def trio_side(
 
 @overload
 def trio_side(
-    *, discard: Callable[[Any], Awaitable[object]]
+    *,
+    discard: Callable[[Any], Awaitable[object]] | None = None,
+    direct: Callable[..., bool] | None = None,
 ) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Coroutine[Any, Any, T]]]: ...
 
 
@@ -222,6 +224,7 @@ def trio_side(
     fn: Callable[P, Awaitable[T]] | None = None,
     *,
     discard: Callable[[Any], Awaitable[object]] | None = None,
+    direct: Callable[..., bool] | None = None,
 ) -> Any:
     """Make a coroutine function that waits the AnyIO way awaitable from a task
     of a facade too: there it runs as :meth:`TrioBridge.run_trio` runs code (under
@@ -231,13 +234,21 @@ def trio_side(
     child process): when a facade's task is cancelled while the call runs in a
     Trio task that still gets to its end, ``await discard(result)`` undoes it.
     (A call that runs where it is sees the cancellation itself.)
+
+    With *direct*, for a method whose call, given some arguments, awaits
+    nothing but the loop's futures (and methods of the loop that bridge
+    themselves): when ``direct(*args, **kwargs)`` is true, a task of the method's
+    own loop (``args[0]``) runs the call itself, without the task switches of a
+    Trio task.
     """
 
     def bridged(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
         @functools.wraps(fn)
         async def call(*args: P.args, **kwargs: P.kwargs) -> T:
             loop = get_running_loop_raw()
-            if isinstance(loop, TrioBridge):
+            if isinstance(loop, TrioBridge) and not (
+                direct is not None and args[0] is loop and direct(*args, **kwargs)
+            ):
                 return await loop._await_trio(
                     functools.partial(fn, *args, **kwargs), discard
                 )

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 
+from .._core._connect import sock_connect
 from .._core._errors import logger
 from .._core._host import Host
 from .._transports._pipeline import connect_socket
@@ -60,34 +60,12 @@ def _interleave(infos: list[AddrInfo], first_family_count: int = 1) -> list[Addr
 # -- connecting one socket ------------------------------------------------------
 
 
-async def _sock_connect(sock: socket.socket, address: Any) -> None:
-    """Connect the non-blocking *sock* to *address*, waiting for the outcome
-    without blocking the runtime.
-
-    An error reported later through ``SO_ERROR`` becomes
-    ``OSError(errno, 'Connect call failed <address>')`` (so ECONNREFUSED gives a
-    :class:`ConnectionRefusedError`); an error that ``connect()`` reports at once
-    propagates as the OS gave it.
-    """
-    try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        pass
-    else:
-        await anyio.lowlevel.checkpoint()
-        return
-    while True:
-        await anyio.wait_writable(sock)
-        try:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except (BlockingIOError, InterruptedError):
-            continue
-        if err != 0:
-            raise OSError(err, f"Connect call failed {address}")
-        return
+async def _sock_connect(loop_host: Host, sock: socket.socket, address: Any) -> None:
+    await sock_connect(sock, address, loop_host.readers(), loop_host.loop.create_future)
 
 
 async def _connect_one(
+    loop_host: Host,
     errors: list[list[OSError]],
     info: AddrInfo,
     local_infos: list[AddrInfo] | None,
@@ -118,7 +96,7 @@ async def _connect_one(
                 if mine:
                     raise mine.pop()
                 raise OSError(f"no matching local address with {family=} found")
-        await _sock_connect(sock, address)
+        await _sock_connect(loop_host, sock, address)
         return sock
     except OSError as exc:
         mine.append(exc)
@@ -132,6 +110,7 @@ async def _connect_one(
 
 
 async def _staggered_connect(
+    loop_host: Host,
     infos: list[AddrInfo],
     local_infos: list[AddrInfo] | None,
     delay: float,
@@ -146,7 +125,7 @@ async def _staggered_connect(
     async def attempt(info: AddrInfo, failed: anyio.Event) -> None:
         nonlocal winner, other_error
         try:
-            sock = await _connect_one(errors, info, local_infos)
+            sock = await _connect_one(loop_host, errors, info, local_infos)
         except OSError:
             failed.set()
             return
@@ -191,6 +170,19 @@ def _raise_connect_errors(errors: list[list[OSError]], all_errors: bool) -> None
 
 
 # -- the loop methods -----------------------------------------------------------
+
+
+def awaits_loop_futures(
+    *args: Any,
+    ssl: object = None,
+    happy_eyeballs_delay: float | None = None,
+    **kwargs: Any,
+) -> bool:
+    """Whether a call of ``create_connection()`` or ``create_unix_connection()``
+    with these arguments waits for nothing but the loop's futures (and name
+    resolution, a loop method of its own): a TLS handshake and Happy Eyeballs
+    wait the AnyIO way."""
+    return not ssl and happy_eyeballs_delay is None
 
 
 async def create_connection(
@@ -272,13 +264,13 @@ async def create_connection(
         if happy_eyeballs_delay is None:
             for info in infos:
                 try:
-                    sock = await _connect_one(errors, info, local_infos)
+                    sock = await _connect_one(loop_host, errors, info, local_infos)
                 except OSError:
                     continue
                 break
         else:
             sock = await _staggered_connect(
-                infos, local_infos, happy_eyeballs_delay, errors
+                loop_host, infos, local_infos, happy_eyeballs_delay, errors
             )
         if sock is None:
             _raise_connect_errors(errors, all_errors)
@@ -330,7 +322,7 @@ async def create_unix_connection(
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0)
         try:
             sock.setblocking(False)
-            await _sock_connect(sock, address)
+            await _sock_connect(loop_host, sock, address)
         except BaseException:
             sock.close()
             raise

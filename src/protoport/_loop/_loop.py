@@ -357,7 +357,7 @@ class Loop(TrioBridge):
         )
         return await _pipeline.upgrade(self._host, transport, protocol, tls)
 
-    @trio_side
+    @trio_side(direct=_connections.awaits_loop_futures)
     async def create_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -398,7 +398,7 @@ class Loop(TrioBridge):
             all_errors=all_errors,
         )
 
-    @trio_side
+    @trio_side(direct=_connections.awaits_loop_futures)
     async def create_unix_connection(
         self,
         protocol_factory: Callable[[], _P],
@@ -1189,12 +1189,13 @@ class _LoopHost:
     """A loop facade as its transports and servers see it (a
     :class:`~protoport._core._host.Host`)."""
 
-    __slots__ = ("invoke", "loop", "readers", "spawn")
+    __slots__ = ("invoke", "loop", "readers", "run_soon", "spawn")
 
     def __init__(self, loop: Loop) -> None:
         self.loop = loop
         self.spawn = loop._spawn
         self.invoke = loop._backend.invoke
+        self.run_soon = loop._backend.run_soon
         self.readers = loop._reader_registry
 
     def adopt(self, member: Member) -> None:

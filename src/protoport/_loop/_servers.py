@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import os
 import socket
 import ssl as _ssl
@@ -66,7 +67,9 @@ def _is_abstract(path: _UnixPath) -> bool:
 class Server(asyncio.AbstractServer):
     """A listening server, as returned by :meth:`asyncio.loop.create_server`.
 
-    Listening sockets are served by one accept task each, in the loop's task group.
+    Listening sockets are served by a reader callback of the loop's reactor each,
+    as a selector loop serves them (a TLS server's, or where the loop has no
+    reactor, by one accept task each, in the loop's task group).
     ``close()`` stops listening and leaves accepted connections alone;
     ``wait_closed()`` returns once the server is closed and its last connection is
     gone.
@@ -92,6 +95,11 @@ class Server(asyncio.AbstractServer):
         self._serving = False
         self._serve_forever_scope: CancelScope | None = None
         self._accept_scopes: set[CancelScope] = set()
+        #: The reactor serving plain listening sockets, None: accept tasks do.
+        self._readers = loop_host.readers()
+        #: The listening sockets registered with the reactor, and their
+        #: descriptors.
+        self._watched: dict[socket.socket, int] = {}
         self._closed = anyio.Event()
 
     def __repr__(self) -> str:
@@ -140,7 +148,34 @@ class Server(asyncio.AbstractServer):
         self._serving = True
         for sock in self._sockets:
             sock.listen(self._backlog)
-            self._host.spawn(self._accept_loop, sock)
+            if self._readers is None or self._tls is not None:
+                # A TLS connection starts with a task of its own (the handshake),
+                # which a task spawns where a callback could not under asyncio.
+                self._host.spawn(self._accept_loop, sock)
+            else:
+                self._watch(sock)
+
+    def _watch(self, sock: socket.socket) -> None:
+        """Have the reactor call :meth:`_accept_some` when *sock* is readable."""
+        if self._sockets is None or sock not in self._sockets:
+            return
+        assert self._readers is not None
+        fd = sock.fileno()
+        self._readers.add_reader(fd, functools.partial(self._accept_some, sock))
+        self._watched[sock] = fd
+
+    def _unwatch(self, sock: socket.socket) -> None:
+        fd = self._watched.pop(sock, None)
+        if fd is not None:
+            assert self._readers is not None
+            self._readers.remove_reader(fd)
+
+    def _accept_some(self, sock: socket.socket) -> None:
+        """Accept what the kernel has queued, as a callback of the reactor."""
+        if self._accept_batch(sock):
+            # Out of resources: stop watching for a while, as asyncio does.
+            self._unwatch(sock)
+            self._loop.call_later(ACCEPT_RETRY_DELAY, self._watch, sock)
 
     @trio_side
     async def start_serving(self) -> None:
@@ -188,7 +223,6 @@ class Server(asyncio.AbstractServer):
             self._accept_scopes.discard(scope)
 
     async def _accept_connections(self, sock: socket.socket) -> None:
-        batch = max(self._backlog, 1)
         while True:
             if self._is_closed():
                 return
@@ -196,44 +230,47 @@ class Server(asyncio.AbstractServer):
                 await anyio.wait_readable(sock)
             except ClosedResourceError:
                 return
-            # Take what the kernel has queued, up to backlog connections per
-            # readiness event, as asyncio does.
-            for _ in range(batch):
-                if self._is_closed():
-                    return
-                try:
-                    conn, addr = sock.accept()
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError as exc:
-                    if exc.errno in _OUT_OF_RESOURCES:
-                        self._report(
-                            "socket.accept() out of system resource", exc, sock
-                        )
-                        await anyio.sleep(ACCEPT_RETRY_DELAY)
-                        break
-                    if exc.errno in _SKIP_CONNECTION:
-                        continue
-                    self._report("socket.accept() failed", exc, sock)
-                    break
-                if self._tls is not None:
-                    # A handshake takes round trips: never hold up accepting.
-                    self._host.spawn(self._serve_tls_connection, conn, addr)
+            if self._accept_batch(sock):
+                await anyio.sleep(ACCEPT_RETRY_DELAY)
+
+    def _accept_batch(self, sock: socket.socket) -> bool:
+        """Take what the kernel has queued, up to backlog connections per
+        readiness event, as asyncio does, and set each connection up; return
+        whether the process ran out of resources (accepting should then pause)."""
+        for _ in range(max(self._backlog, 1)):
+            if self._is_closed():
+                return False
+            try:
+                conn, addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError as exc:
+                if exc.errno in _OUT_OF_RESOURCES:
+                    self._report("socket.accept() out of system resource", exc, sock)
+                    return True
+                if exc.errno in _SKIP_CONNECTION:
                     continue
-                # A plain connection is set up at once, without waiting.
-                try:
-                    # As asyncio: 'peername' is what accept() returned.
-                    accept_socket(
-                        self._host,
-                        self._protocol_factory,
-                        conn,
-                        extra={"peername": addr},
-                        clients=self._clients,
-                    )
-                except (SystemExit, KeyboardInterrupt):
-                    raise
-                except BaseException as exc:
-                    self._setup_failed(conn, exc)
+                self._report("socket.accept() failed", exc, sock)
+                return False
+            if self._tls is not None:
+                # A handshake takes round trips: never hold up accepting.
+                self._host.spawn(self._serve_tls_connection, conn, addr)
+                continue
+            # A plain connection is set up at once, without waiting.
+            try:
+                # As asyncio: 'peername' is what accept() returned.
+                accept_socket(
+                    self._host,
+                    self._protocol_factory,
+                    conn,
+                    extra={"peername": addr},
+                    clients=self._clients,
+                )
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                self._setup_failed(conn, exc)
+        return False
 
     async def _serve_tls_connection(self, conn: socket.socket, addr: Any) -> None:
         try:
@@ -292,6 +329,7 @@ class Server(asyncio.AbstractServer):
 
     def _close_listening_socket(self, sock: socket.socket) -> None:
         unix_file = self._unix_files.pop(sock, None)
+        self._unwatch(sock)
         if sock.fileno() >= 0:
             try:
                 fd_waits().notify_closing(sock)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
+from contextvars import copy_context
 from typing import Any
 
+from .._backends import failed_callback_context
 from .._core._connection_set import ConnectionSet
 from .._core._errors import logger
 from .._core._host import Host
@@ -106,8 +108,7 @@ class TransportBase(asyncio.BaseTransport):
     def _run_callback(self, callback: Callable[..., object], *args: Any) -> None:
         """Run a protocol callback as asyncio's loop runs it: an exception goes to
         the exception handler as ``Exception in callback ...`` with the handle."""
-        handle = asyncio.Handle(callback, args, self._loop)
-        self._host.invoke(handle._run)
+        run_callback(self._host, callback, args)
 
     # -- closing ---------------------------------------------------------------
 
@@ -137,7 +138,7 @@ class TransportBase(asyncio.BaseTransport):
         self._lost_writes = 1
         self._abort_io()
         if not self._handing_over:
-            self._loop.call_soon(self._call_connection_lost)
+            self._host.run_soon(self._call_connection_lost)
 
     def _fatal_error(self, exc: BaseException, message: str) -> None:
         self._report_error(exc, message)
@@ -204,8 +205,23 @@ def run_protocol_callback(host: Host, protocol: object, name: str, *args: Any) -
         callback: Callable[..., object] = getattr(protocol, name)
     except Exception:
         callback = _LookedUpWhenRun(protocol, name)
-    handle = asyncio.Handle(callback, args, host.loop)
-    host.invoke(handle._run)
+    run_callback(host, callback, args)
+
+
+def run_callback(
+    host: Host, callback: Callable[..., object], args: tuple[Any, ...]
+) -> None:
+    """Run ``callback(*args)`` now, as asyncio's loop runs a handle: in a copy of
+    the current context, an exception reported to the exception handler as
+    ``Exception in callback ...`` with a handle of the call (made only then: a
+    handle per callback is most of what running one costs)."""
+    try:
+        host.invoke(copy_context().run, callback, *args)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        loop = host.loop
+        loop.call_exception_handler(failed_callback_context(loop, callback, args, exc))
 
 
 class _LookedUpWhenRun:

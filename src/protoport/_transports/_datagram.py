@@ -148,7 +148,7 @@ class DatagramTransport(BufferedWriting, TransportBase, asyncio.DatagramTranspor
     def _close_io(self) -> None:
         self._stop_reading()
         if not self._queue:
-            self._loop.call_soon(self._call_connection_lost)
+            self._host.run_soon(self._call_connection_lost)
 
     def _abort_io(self) -> None:
         self._stop_reading()

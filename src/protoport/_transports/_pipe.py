@@ -199,7 +199,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
             self._life = Life.CLOSING
             self._update_registration()
             self._loop.call_soon(self._protocol.eof_received)  # type: ignore[attr-defined]
-            self._loop.call_soon(self._call_connection_lost)
+            self._host.run_soon(self._call_connection_lost)
             return
         try:
             self._host.invoke(self._protocol.data_received, data)  # type: ignore[attr-defined]
@@ -228,7 +228,7 @@ class ReadPipeTransport(_PipeTransport, asyncio.ReadTransport):
 
     def _close_io(self) -> None:
         self._update_registration()
-        self._loop.call_soon(self._call_connection_lost)
+        self._host.run_soon(self._call_connection_lost)
 
     def _abort_io(self) -> None:
         self._update_registration()
@@ -405,7 +405,7 @@ class WritePipeTransport(BufferedWriting, _PipeTransport, asyncio.WriteTransport
 
     def _close_io(self) -> None:
         if not self._writing:
-            self._loop.call_soon(self._call_connection_lost)
+            self._host.run_soon(self._call_connection_lost)
 
     def _abort_io(self) -> None:
         self._buffer.clear()

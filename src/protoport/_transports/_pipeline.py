@@ -13,10 +13,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
-import anyio.lowlevel
 from anyio.abc import ByteStream
 from anyio.streams.buffered import BufferedByteStream
 
+from .._core._connect import yield_once
 from .._core._connection_set import ConnectionSet
 from .._core._host import Host
 from .._core._socket_stream import SocketStream
@@ -102,10 +102,15 @@ async def connect(
             _start, host, protocol_factory, stream, extra, clients, ssl_shutdown_timeout
         )
     except BaseException:
-        await anyio.aclose_forcefully(stream)
+        if isinstance(stream, SocketStream):
+            stream.close_now()
+        else:
+            await anyio.aclose_forcefully(stream)
         raise
     try:
-        await anyio.lowlevel.checkpoint()
+        # As asyncio's create_connection(), which returns once a callback after
+        # connection_made() has run.
+        await yield_once()
     except BaseException:
         transport.close()
         raise

@@ -821,7 +821,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             and not self._sending
             and not self._handing_over
         ):
-            self._loop.call_soon(self._call_connection_lost)
+            self._host.run_soon(self._call_connection_lost)
 
     def abort(self) -> None:
         """Close at once: what is buffered is dropped, and a graceful end under
