@@ -44,6 +44,7 @@ from ._servers import Server
 from ._subprocesses import (
     check_common_arguments,
     discard_subprocess,
+    runs_in_a_loop_task,
     start_subprocess,
 )
 
@@ -532,7 +533,7 @@ class Loop(TrioBridge):
         owns *pipe* from then on."""
         return _pipes.connect_write_pipe(self._host, protocol_factory, pipe)
 
-    @trio_side(discard=discard_subprocess)
+    @trio_side(discard=discard_subprocess, direct=runs_in_a_loop_task)
     async def subprocess_exec(
         self,
         protocol_factory: Callable[[], _P],
@@ -566,7 +567,7 @@ class Loop(TrioBridge):
             kwargs=kwargs,
         )
 
-    @trio_side(discard=discard_subprocess)
+    @trio_side(discard=discard_subprocess, direct=runs_in_a_loop_task)
     async def subprocess_shell(
         self,
         protocol_factory: Callable[[], _P],

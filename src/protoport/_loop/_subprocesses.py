@@ -91,6 +91,13 @@ async def start_subprocess(
     return transport, protocol
 
 
+def runs_in_a_loop_task(*args: Any, **kwargs: Any) -> bool:
+    """Always: a subprocess call waits for nothing but a round of the loop and the
+    loop's futures, which a task of the loop awaits as it is (AnyIO's calls
+    included, on its asyncio side there)."""
+    return True
+
+
 async def discard_subprocess(made: tuple[SubprocessTransport, Any]) -> None:
     """Undo a subprocess call whose caller was cancelled, as asyncio does: close
     the transport (which kills the child) and wait until the child is reaped."""
