@@ -22,6 +22,7 @@ import statistics
 import subprocess
 import sys
 import time
+from functools import partial
 
 HOST = "127.0.0.1"
 
@@ -49,21 +50,68 @@ def pin_cpu(cpu):
 
 def run_under(runtime, fn, *args):
     """Run ``await fn(*args)`` to the end under *runtime*: ``trio``,
-    ``asyncio``, ``uvloop``, or AnyIO's ``anyio-trio`` or ``anyio-asyncio``."""
+    ``asyncio``, ``uvloop``, or AnyIO's ``anyio-trio`` or ``anyio-asyncio``;
+    return what it returns."""
     if runtime == "trio":
         import trio
 
-        trio.run(fn, *args)
+        return trio.run(fn, *args)
     elif runtime == "asyncio":
-        asyncio.run(fn(*args))
+        return asyncio.run(fn(*args))
     elif runtime == "uvloop":
         import uvloop
 
-        uvloop.run(fn(*args))
+        return uvloop.run(fn(*args))
     else:
         import anyio
 
-        anyio.run(fn, *args, backend=runtime.removeprefix("anyio-"))
+        return anyio.run(fn, *args, backend=runtime.removeprefix("anyio-"))
+
+
+def implementations(protoport, native, trio_asyncio=None, *, suffix="", needs=()):
+    """The table ``{name: (runner, modules it needs, what it is)}`` of the five
+    asyncio implementations every script compares: ``protoport-trio``,
+    ``protoport-asyncio``, ``asyncio``, ``uvloop`` and ``trio-asyncio``, each
+    name followed by *suffix*. A runner is :func:`run_under` of its runtime and
+    the script's coroutine function; each needs *needs* beyond its own modules.
+
+    Each argument is ``(coroutine function, what it is)``. *protoport*'s runs
+    under ``trio.run`` and ``asyncio.run``; its description is a template of
+    ``{runtime}``, ``trio`` or ``asyncio``. *native*'s runs on asyncio's
+    selector loop and on uvloop; its description is what runs there.
+    *trio_asyncio*'s runs under ``trio.run``, described in full; without it,
+    there is no ``trio-asyncio``."""
+    on_protoport, protoport_what = protoport
+    on_native, native_what = native
+    table = {
+        "protoport-trio": (
+            "trio",
+            on_protoport,
+            ("protoport", "trio"),
+            protoport_what.format(runtime="trio"),
+        ),
+        "protoport-asyncio": (
+            "asyncio",
+            on_protoport,
+            ("protoport",),
+            protoport_what.format(runtime="asyncio"),
+        ),
+        "asyncio": (
+            "asyncio",
+            on_native,
+            (),
+            f"native asyncio selector loop, {native_what}",
+        ),
+        "uvloop": ("uvloop", on_native, ("uvloop",), f"uvloop, {native_what}"),
+    }
+    if trio_asyncio is not None:
+        on_trio_asyncio, trio_asyncio_what = trio_asyncio
+        modules = ("trio", "trio_asyncio")
+        table["trio-asyncio"] = ("trio", on_trio_asyncio, modules, trio_asyncio_what)
+    return {
+        name + suffix: (partial(run_under, runtime, fn), (*modules, *needs), what)
+        for name, (runtime, fn, modules, what) in table.items()
+    }
 
 
 def only_interrupts(exc):
@@ -91,15 +139,30 @@ def serve(args, run):
 # -- the load process ---------------------------------------------------------------
 
 
+#: How many different payloads a load generator cycles through, so that a
+#: server echoing stale or reordered bytes is caught.
+PAYLOAD_VARIANTS = 7
+
+
+def payloads(size):
+    """The payloads of *size* bytes an echo load generator sends, the same in
+    every run."""
+    rng = random.Random(size)
+    return [rng.randbytes(size) for _ in range(PAYLOAD_VARIANTS)]
+
+
 async def closed_loop(
-    make_client, host, port, connections, warmup, duration, counter, **options
+    args, make_client, counter, *, datagram=False, tick=None, **options
 ):
-    """Open *connections* connections to *host* and *port* (with
-    ``loop.create_connection(..., **options)``), each with the protocol
-    ``make_client(on_error)``; let them run for *warmup* seconds, then count for
-    *duration* seconds. The first error a client reports through ``on_error``
-    fails the run. Returns the clients, how much each one's *counter* attribute
-    grew while counting, and the seconds counted."""
+    """Open ``args.connections`` clients of ``args.host`` and ``args.port``,
+    each with the protocol ``make_client(on_error)``: connections made with
+    ``loop.create_connection(..., **options)``, or with *datagram* endpoints
+    connected with ``loop.create_datagram_endpoint()``. Let them run for
+    ``args.warmup`` seconds, then count for ``args.duration`` seconds; with
+    *tick* ``(seconds, call)``, ``call(clients)`` every *seconds* meanwhile.
+    The first error a client reports through ``on_error`` fails the run.
+    Returns the clients, how much each one's *counter* attribute grew while
+    counting, and the seconds counted."""
     loop = asyncio.get_running_loop()
     failed = loop.create_future()
 
@@ -107,25 +170,41 @@ async def closed_loop(
         if not failed.done():
             failed.set_result(exc)
 
+    def factory():
+        return make_client(on_error)
+
     clients = []
     try:
-        for _ in range(connections):
-            _, client = await loop.create_connection(
-                lambda: make_client(on_error), host, port, **options
-            )
+        for _ in range(args.connections):
+            if datagram:
+                endpoint = loop.create_datagram_endpoint(
+                    factory, remote_addr=(args.host, args.port), **options
+                )
+            else:
+                endpoint = loop.create_connection(
+                    factory, args.host, args.port, **options
+                )
+            _, client = await endpoint
             clients.append(client)
 
         async def phase(seconds):
-            try:
-                exc = await asyncio.wait_for(asyncio.shield(failed), seconds)
-            except asyncio.TimeoutError:
-                return
-            raise exc
+            end = loop.time() + seconds
+            while True:
+                wait = end - loop.time() if tick is None else tick[0]
+                try:
+                    exc = await asyncio.wait_for(asyncio.shield(failed), wait)
+                except asyncio.TimeoutError:
+                    if tick is not None:
+                        tick[1](clients)
+                    if tick is None or loop.time() >= end:
+                        return
+                    continue
+                raise exc
 
-        await phase(warmup)
+        await phase(args.warmup)
         start_counts = [getattr(c, counter) for c in clients]
         start = time.perf_counter()
-        await phase(duration)
+        await phase(args.duration)
         end_counts = [getattr(c, counter) for c in clients]
         elapsed = time.perf_counter() - start
     finally:
@@ -135,6 +214,22 @@ async def closed_loop(
                 client.transport.abort()
     grown = [e - s for s, e in zip(start_counts, end_counts, strict=True)]
     return clients, grown, elapsed
+
+
+def request_figures(size, clients, grown, elapsed):
+    """What an echo load generator reports of :func:`closed_loop`'s clients,
+    which count requests of *size* bytes in their ``count``."""
+    requests = sum(grown)
+    return {
+        "requests_per_second": requests / elapsed,
+        "requests": requests,
+        "elapsed": elapsed,
+        "size": size,
+        "connections": len(clients),
+        "per_connection_min": min(grown),
+        "per_connection_max": max(grown),
+        "total_requests": sum(c.count for c in clients),
+    }
 
 
 def run_load(args, coro):
@@ -213,31 +308,18 @@ def tail(path, lines=15):
         return ""
 
 
-def measure_once(
-    script,
-    kind,
-    args,
-    log_path,
-    label,
-    *,
-    serve_extra=(),
-    load_extra=(),
-    wait=None,
-    slack=30,
-):
-    """Start ``script serve kind`` on a free port, wait until it is ready (with
-    ``wait(proc, port)``, by default until it accepts a connection), run
-    ``script load`` against it, and stop the server. Returns the load
-    generator's result, the server's CPU seconds during the load (or None) and
-    how the server was stopped. Raises RuntimeError, starting with *label*, if
-    anything fails."""
+def measure_once(script, args, log_path, label, serve, load, *, wait=None, slack=30):
+    """Start *script*'s command *serve* (its words and options) on a free port,
+    wait until it is ready (with ``wait(proc, port)``, by default until it
+    accepts a connection), run *script*'s command *load* against it, and stop
+    the server. Returns the load's result, the server's CPU seconds during the
+    load (or None) and how the server was stopped. Raises RuntimeError,
+    starting with *label*, if anything fails."""
     port = free_port(args.host)
-    serve_cmd = [sys.executable, script, "serve", kind, "--host", args.host]
-    serve_cmd += ["--port", str(port), *serve_extra]
-    load_cmd = [sys.executable, script, "load", "--host", args.host]
-    load_cmd += ["--port", str(port), *load_extra]
+    where = ["--host", args.host, "--port", str(port)]
+    serve_cmd = [sys.executable, script, *serve, *where]
+    load_cmd = [sys.executable, script, *load, *where]
     load_cmd += ["--duration", str(args.duration), "--warmup", str(args.warmup)]
-    load_cmd += ["--connections", str(args.connections)]
     if args.pin:
         serve_cmd += ["--cpu", "0"]
         load_cmd += ["--cpu", "1"]
@@ -251,7 +333,7 @@ def measure_once(
         else:
             wait(server, port)
         cpu_before = process_cpu_seconds(server.pid)
-        load = subprocess.run(
+        done = subprocess.run(
             load_cmd,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -265,15 +347,60 @@ def measure_once(
         raise RuntimeError(f"{label}: {exc}\n{tail(log_path)}") from None
     finally:
         how = stop_process(server)
-    if load.returncode != 0:
+    if done.returncode != 0:
         raise RuntimeError(
-            f"{label}: load generator failed (exit {load.returncode}):\n"
-            f"{load.stderr[-2000:]}\nserver log:\n{tail(log_path)}"
+            f"{label}: {load[0]} failed (exit {done.returncode}):\n"
+            f"{done.stderr[-2000:]}\nserver log:\n{tail(log_path)}"
         )
     cpu = None
     if cpu_before is not None and cpu_after is not None:
         cpu = cpu_after - cpu_before
-    return json.loads(load.stdout), cpu, how
+    return json.loads(done.stdout), cpu, how
+
+
+#: ``cpu_per`` of :func:`measure` for a load generator counting requests.
+CPU_PER_REQUEST = ("server_cpu_us_per_request", "total_requests", 1e6)
+
+
+def measure(
+    script,
+    kind,
+    column,
+    args,
+    log_dir,
+    *,
+    serve_extra=(),
+    load_extra=(),
+    label=None,
+    cpu_per=None,
+    **options,
+):
+    """:func:`measure_once` of ``serve kind`` (with *serve_extra*) and ``load``
+    (with *load_extra*) for *column* (a size, a load; None where the script has
+    none), logging to a file in *log_dir*: the load generator's result with how
+    the server was stopped (``server_stopped_by``) and, with *cpu_per* ``(key,
+    count key, scale)``, under *key* the server's CPU time per unit the result
+    counts under *count key*, times *scale* (None where not measured). *label*
+    names the measurement in errors (by default *kind* and *column*)."""
+    name = kind if column is None else f"{kind}-{column}"
+    if label is None:
+        label = kind if column is None else f"{kind} @ {column}"
+    result, cpu, how = measure_once(
+        script,
+        args,
+        os.path.join(log_dir, f"{name}.log"),
+        label,
+        ("serve", kind, *serve_extra),
+        ("load", *load_extra, "--connections", str(args.connections)),
+        **options,
+    )
+    if cpu_per is not None:
+        key, count, scale = cpu_per
+        result[key] = None
+        if cpu is not None and result[count]:
+            result[key] = cpu / result[count] * scale
+    result["server_stopped_by"] = how
+    return result
 
 
 def choose_servers(requested, available, missing, what="server(s)"):
@@ -332,6 +459,17 @@ def interleave(servers, sizes, args, log_dir, measure, describe):
     if log_dir:
         shutil.rmtree(log_dir, ignore_errors=True)
     return samples, runs
+
+
+def run_rounds(servers, columns, args, log_dir, measure, describe, *dists, load=None):
+    """:func:`interleave`, and :func:`environment` of *dists* with the load
+    average before (*load* where read earlier) and after. Returns the samples,
+    the runs and the environment."""
+    before = load_average() if load is None else load
+    samples, runs = interleave(servers, columns, args, log_dir, measure, describe)
+    env = environment(*dists)
+    env["load_average"] = {"before": before, "after": load_average()}
+    return samples, runs, env
 
 
 # -- summaries ----------------------------------------------------------------------
@@ -396,6 +534,21 @@ def verdicts(goals, ratio_of, **fields):
     return targets
 
 
+def column_verdicts(goals, ratios, name, **fields):
+    """The targets *goals*, ``(server, peer, minimum ratio, column)``, against
+    ``ratios[server][peer][column]`` (as :func:`cpu_ratios` gives them); each
+    has its column under *name*, and *fields*."""
+    targets = []
+    for ours, other, minimum, column in goals:
+        targets += verdicts(
+            [(ours, other, minimum)],
+            lambda o, p, c=column: ratios.get(o, {}).get(p, {}).get(c),
+            **{name: column},
+            **fields,
+        )
+    return targets
+
+
 def cpu_ratios(samples, servers, columns, ours_kinds, key):
     """``{ours: {peer: {column: peer's median / ours}}}`` of the CPU time per
     request *key* in ``samples[server][column]``, a list of results, for each
@@ -419,14 +572,6 @@ def cpu_ratios(samples, servers, columns, ours_kinds, key):
                         theirs / mine
                     )
     return ratios
-
-
-def by_size_json(by_kind):
-    """``{kind: {size: value}}`` with the sizes as strings, for JSON."""
-    return {
-        kind: {str(size): value for size, value in by_size.items()}
-        for kind, by_size in by_kind.items()
-    }
 
 
 def load_average():
@@ -481,15 +626,29 @@ def fmt_cpu(value):
     return "-" if value is None else f"{value:.1f}"
 
 
-def load_note(env):
-    """The machine's load average around the run, for :func:`measured_line`."""
+def _load_pair(env):
+    """The load averages before and after the run, or None."""
     load = env.get("load_average") or {}
     if load.get("before") is None or load.get("after") is None:
+        return None
+    return f"{load['before']:.2f}, {load['after']:.2f}"
+
+
+def load_note(env):
+    """The machine's load average around the run, for :func:`measured_line`."""
+    pair = _load_pair(env)
+    if pair is None:
         return ""
-    return (
-        f" (load average over 1 min before and after the run: "
-        f"{load['before']:.2f}, {load['after']:.2f})"
-    )
+    return f" (load average over 1 min before and after the run: {pair})"
+
+
+def load_sentence(env):
+    """The machine's load average around the run, a sentence to follow
+    :func:`measured_line`."""
+    pair = _load_pair(env)
+    if pair is None:
+        return ""
+    return f" Load average (1 min) before and after the run: {pair}."
 
 
 def measured_line(env, extra=""):
@@ -510,66 +669,78 @@ def table(first, columns, rows):
     return lines
 
 
-def size_table(servers, sizes, cell):
-    """A table of a row per server and a column per size; ``cell(kind, size)``
-    fills it."""
-    columns = [fmt_size(s) for s in sizes]
-    rows = ((kind, [cell(kind, size) for size in sizes]) for kind in servers)
-    return table("server", columns, rows)
-
-
-def column_table(servers, columns, stats, cell, first="server"):
-    """A table of a row per server and a column per name of *columns*, headed
-    *first*; ``cell(stats[kind][column])`` fills it (``-`` where nothing was
-    measured)."""
+def column_table(servers, columns, stats, cell, first="server", head=str):
+    """A table of a row per server and a column per item of *columns*, headed
+    *first* and ``head(column)``; ``cell(stats[kind][column])`` fills it (``-``
+    where nothing was measured)."""
 
     def fill(kind, column):
         s = stats.get(kind, {}).get(column)
         return "-" if s is None else cell(s)
 
     rows = ((kind, [fill(kind, c) for c in columns]) for kind in servers)
-    return table(first, list(columns), rows)
+    return table(first, [head(c) for c in columns], rows)
 
 
-def cpu_ratio_tables(cpu_by, columns, unit="request"):
-    """A table per protoport implementation of :func:`cpu_ratios`, a row per
-    peer and a column per name of *columns*; *unit* is what the CPU time is
-    per."""
+def cpu_table(servers, sizes, stats, unit):
+    """The table of the server's CPU time per *unit* (``cpu_us_per_request``
+    of :func:`summarize`'s stats), a column per size, with its title."""
+    return [
+        "",
+        f"Server CPU time (user + system) per {unit} in microseconds, median; "
+        "lower is better, and less disturbed by a busy machine than throughput:",
+        "",
+        *column_table(
+            servers,
+            sizes,
+            stats,
+            lambda s: fmt_cpu(s["cpu_us_per_request"]),
+            head=fmt_size,
+        ),
+    ]
+
+
+def peer_tables(ratios, columns, title, head=str):
+    """A table per protoport implementation of its *ratios* ``{ours: {peer:
+    {column: ratio}}}``, titled ``title.format(ours=ours)``: a row per peer
+    and a column per item of *columns*, headed ``head(column)``."""
     lines = []
-    for ours, by_other in cpu_by.items():
-        lines += ["", f"CPU time per {unit}, peer / {ours} (above 1: ours cheaper):"]
-        lines.append("")
+    for ours, by_other in ratios.items():
+        lines += ["", title.format(ours=ours), ""]
         rows = (
             (other, [f"{by[c]:.2f}x" if c in by else "-" for c in columns])
             for other, by in by_other.items()
         )
-        lines += table("peer", list(columns), rows)
+        lines += table("peer", [head(c) for c in columns], rows)
     return lines
+
+
+def cpu_ratio_tables(cpu_by, columns, unit="request"):
+    """:func:`peer_tables` of :func:`cpu_ratios`; *unit* is what the CPU time
+    is per."""
+    title = f"CPU time per {unit}, peer / {{ours}} (above 1: ours cheaper):"
+    return peer_tables(cpu_by, columns, title)
 
 
 def ratio_tables(ratios, sizes):
-    """A table per protoport server of its ratios to each peer, by size."""
-    lines = []
-    for ours, by_other in ratios.items():
-        lines += ["", f"Ratio of medians, {ours} / peer:", ""]
-        rows = (
-            (other, [f"{by_size[s]:.2f}x" if s in by_size else "-" for s in sizes])
-            for other, by_size in by_other.items()
-        )
-        lines += table("peer", [fmt_size(s) for s in sizes], rows)
-    return lines
+    """:func:`peer_tables` of each protoport server's ratios of medians to
+    each peer, by size."""
+    return peer_tables(ratios, sizes, "Ratio of medians, {ours} / peer:", fmt_size)
+
+
+def verdict(target):
+    """A target's ratio and whether it is met, or that it was not measured."""
+    if target["ratio"] is None:
+        return "not measured"
+    return f"{target['ratio']:.2f}x - {'met' if target['met'] else 'NOT met'}"
 
 
 def target_lines(targets):
     lines = []
     for t in targets:
-        if t["ratio"] is None:
-            verdict = "not measured"
-        else:
-            verdict = f"{t['ratio']:.2f}x - {'met' if t['met'] else 'NOT met'}"
         where = f" ({t['load']})" if "load" in t else ""
         lines.append(
-            f"- {t['server']} >= {t['minimum']:g}x {t['peer']}{where}: {verdict}"
+            f"- {t['server']} >= {t['minimum']:g}x {t['peer']}{where}: {verdict(t)}"
         )
     return lines
 
@@ -578,14 +749,23 @@ def skipped_lines(skipped):
     return [f"- skipped {kind}: {why}" for kind, why in skipped.items()]
 
 
-def publish(args, markdown, report):
-    """Print the Markdown, and write it and the JSON *report* where asked."""
+def publish(args, markdown, env, settings, skipped, runs, **figures):
+    """Print the Markdown, and write it and the JSON report (the environment,
+    the settings, what was skipped, every run and the *figures*) where
+    asked."""
     print()
     print(markdown)
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(markdown)
     if args.json:
+        report = {
+            "environment": env,
+            "settings": settings,
+            "skipped": skipped,
+            "runs": runs,
+            **figures,
+        }
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
@@ -605,6 +785,22 @@ def add_quick(parser):
 def apply_quick(args):
     if args.quick:
         args.rounds, args.duration, args.warmup = 2, 1.0, 1.0
+
+
+def command_line(doc):
+    """The parser of a benchmark script's command line, described by the first
+    paragraph of *doc*, and its subparsers; :func:`use_this_checkout` first."""
+    use_this_checkout()
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    return parser, parser.add_subparsers(dest="command", required=True)
+
+
+def add_outputs(parser):
+    """The ``run`` options of every script: the shuffle's seed and where to
+    write the results."""
+    parser.add_argument("--seed", type=int, default=None, help="seed for the shuffle")
+    parser.add_argument("--json", help="write the full results as JSON here")
+    parser.add_argument("--markdown", help="write the tables as Markdown here")
 
 
 def list_servers(servers, width, indent=""):
@@ -629,14 +825,17 @@ def main(
 ):
     """Parse the command line of a benchmark script and run its command.
 
-    *commands* maps serve, load, run and list to their functions; *kinds* are
-    the servers ``serve`` takes. *sizes* is the default of ``run --sizes`` (None:
+    *commands* maps load, run, list and (unless a server is started with
+    ``kinds[kind][0](host, port)``) serve to their functions; *kinds* are the
+    servers ``serve`` takes. *sizes* is the default of ``run --sizes`` (None:
     no sizes, and no ``load --size``). *serve_options* and *load_options* add
     options after ``--port``, *run_options* before ``--host``;
     ``extra_commands(subparsers)`` adds commands of the script's own."""
-    use_this_checkout()
-    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = command_line(doc)
+
+    def serve_kind(args):
+        runner = kinds[args.kind][0]
+        serve(args, lambda: runner(args.host, args.port))
 
     p = sub.add_parser("serve", help=serve_help)
     p.add_argument("kind", choices=list(kinds))
@@ -645,7 +844,7 @@ def main(
     if serve_options:
         serve_options(p)
     p.add_argument("--cpu", type=int, default=None, help=argparse.SUPPRESS)
-    p.set_defaults(func=commands["serve"])
+    p.set_defaults(func=commands.get("serve", serve_kind))
 
     p = sub.add_parser("load", help="run the load generator against one server")
     p.add_argument("--host", default=HOST)
@@ -676,9 +875,7 @@ def main(
         action="store_true",
         help="pin the server to CPU 0 and the load generator to CPU 1 (Linux)",
     )
-    p.add_argument("--seed", type=int, default=None, help="seed for the shuffle")
-    p.add_argument("--json", help="write the full results as JSON here")
-    p.add_argument("--markdown", help="write the tables as Markdown here")
+    add_outputs(p)
     p.set_defaults(func=commands["run"])
 
     p = sub.add_parser("list", help="list the servers and whether they can run")

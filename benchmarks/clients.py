@@ -44,7 +44,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import glob
 import importlib.util
@@ -60,7 +59,7 @@ import time
 from functools import partial
 
 import _driver  # beside this file: what the benchmarks share
-from _driver import HOST, environment, fmt_rate, load_average
+from _driver import HOST, fmt_rate, load_average
 
 # -- the RESP client ------------------------------------------------------------------
 
@@ -248,46 +247,19 @@ async def _on_trio_asyncio(work):
         return await trio_asyncio.aio_as_trio(work)(asyncio.open_connection)
 
 
-def run_returning(runtime, fn, work):
-    """``_driver.run_under()``, keeping what *fn* returns."""
-    result = []
-
-    async def keep(work):
-        result.append(await fn(work))
-
-    _driver.run_under(runtime, keep, work)
-    return result[0]
-
-
 #: name -> (runner taking the workload, modules it needs, what it is)
-CLIENTS = {
-    "protoport-trio": (
-        partial(run_returning, "trio", _on_protoport),
-        ("protoport", "trio"),
-        "a task of protoport.open_loop() under trio.run, protoport.open_connection()",
-    ),
-    "protoport-asyncio": (
-        partial(run_returning, "asyncio", _on_protoport),
-        ("protoport",),
-        "a task of protoport.open_loop() under asyncio.run, "
+CLIENTS = _driver.implementations(
+    (
+        _on_protoport,
+        "a task of protoport.open_loop() under {runtime}.run, "
         "protoport.open_connection()",
     ),
-    "asyncio": (
-        partial(run_returning, "asyncio", _on_asyncio),
-        (),
-        "native asyncio selector loop, asyncio.open_connection()",
-    ),
-    "uvloop": (
-        partial(run_returning, "uvloop", _on_asyncio),
-        ("uvloop",),
-        "uvloop, asyncio.open_connection()",
-    ),
-    "trio-asyncio": (
-        partial(run_returning, "trio", _on_trio_asyncio),
-        ("trio", "trio_asyncio"),
+    (_on_asyncio, "asyncio.open_connection()"),
+    (
+        _on_trio_asyncio,
         "trio_asyncio.open_loop() under trio.run, asyncio.open_connection()",
     ),
-}
+)
 
 PROTOPORT_CLIENTS = ("protoport-trio", "protoport-asyncio")
 
@@ -530,20 +502,20 @@ def cmd_run(args):
                 f"{result['cpu_us_per_op']:>10.1f} us/op"
             )
 
-        samples, runs = _driver.interleave(
+        samples, runs, env = _driver.run_rounds(
             clients,
             workloads,
             args,
             None,
             lambda kind, w: measure(kind, w, ports[WORKLOADS[w][2]], args),
             describe,
+            "asyncpg",
+            load=load_before,
         )
     finally:
         for proc in started:
             _driver.stop_process(proc, grace=10)
         shutil.rmtree(work_dir, ignore_errors=True)
-    env = environment("asyncpg")
-    env["load_average"] = {"before": load_before, "after": load_average()}
     stats, _ = _driver.summarize(
         samples,
         clients,
@@ -555,32 +527,27 @@ def cmd_run(args):
     cpu_by = _driver.cpu_ratios(
         samples, clients, workloads, PROTOPORT_CLIENTS, "cpu_us_per_op"
     )
-    targets = []
-    for ours, peer, minimum, workload in TARGETS:
-        targets += _driver.verdicts(
-            [(ours, peer, minimum)],
-            lambda o, p: cpu_by.get(o, {}).get(p, {}).get(workload),  # noqa: B023
-            load=workload,
-            measure="cpu_per_op",
-        )
+    targets = _driver.column_verdicts(TARGETS, cpu_by, "load", measure="cpu_per_op")
     markdown = render_markdown(
         env, args, clients, workloads, stats, cpu_by, targets, skipped
     )
-    report = {
-        "environment": env,
-        "settings": {
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "rounds": args.rounds,
-            "workloads": workloads,
-        },
-        "skipped": skipped,
-        "runs": runs,
-        "stats": stats,
-        "cpu_ratios": cpu_by,
-        "targets": targets,
+    settings = {
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "workloads": workloads,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        runs,
+        stats=stats,
+        cpu_ratios=cpu_by,
+        targets=targets,
+    )
 
 
 def cmd_list(args):
@@ -595,9 +562,7 @@ def cmd_list(args):
 
 
 def main(argv=None):
-    _driver.use_this_checkout()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = _driver.command_line(__doc__)
 
     p = sub.add_parser("work", help="run one workload on one client and report")
     p.add_argument("kind", choices=list(CLIENTS))
@@ -613,9 +578,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--workloads", default="", help="comma-separated; default all")
     p.add_argument("--clients", default="", help="comma-separated; default all")
-    p.add_argument("--seed", type=int, default=None, help="seed for the shuffle")
-    p.add_argument("--json", help="write the full results as JSON here")
-    p.add_argument("--markdown", help="write the tables as Markdown here")
+    _driver.add_outputs(p)
     _driver.add_quick(p)
     p.set_defaults(func=cmd_run)
 

@@ -60,7 +60,7 @@ import _driver  # beside this file: what the benchmarks share
 import clients  # the client benchmark, beside this file: its implementations
 import echo  # the echo benchmark, beside this file: its servers
 import echo_tls  # its TLS servers, contexts and certificates
-from _driver import environment, fmt_rate, load_average
+from _driver import fmt_rate
 
 #: The servers measured: the protocol servers of ``echo.py`` and the raw AnyIO
 #: one on Trio.
@@ -389,42 +389,15 @@ def _extra_commands(sub):
 
 def measure_client(kind, args, log_dir):
     """Start the acceptor, run ``client kind`` against it, stop the acceptor."""
-    port = _driver.free_port(args.host)
-    script = os.path.abspath(__file__)
-    log_path = os.path.join(log_dir, f"{kind}-client.log")
-    accept_cmd = [sys.executable, script, "acceptor", "--host", args.host]
-    accept_cmd += ["--port", str(port)]
-    client_cmd = [sys.executable, script, "client", kind, "--host", args.host]
-    client_cmd += ["--port", str(port), "--duration", str(args.duration)]
-    client_cmd += ["--warmup", str(args.warmup)]
-    if args.pin:
-        accept_cmd += ["--cpu", "0"]
-        client_cmd += ["--cpu", "1"]
-    with open(log_path, "w") as log:
-        acceptor = subprocess.Popen(
-            accept_cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log
-        )
-    try:
-        _driver.wait_until_accepting(acceptor, args.host, port, timeout=20)
-        client = subprocess.run(
-            client_cmd,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=args.warmup + args.duration + 30,
-            check=False,
-        )
-    except (RuntimeError, subprocess.TimeoutExpired) as exc:
-        log = _driver.tail(log_path)
-        raise RuntimeError(f"{kind} (client): {exc}\n{log}") from None
-    finally:
-        _driver.stop_process(acceptor)
-    if client.returncode != 0:
-        raise RuntimeError(
-            f"{kind} (client): failed (exit {client.returncode}):\n"
-            f"{client.stderr[-2000:]}"
-        )
-    return json.loads(client.stdout)
+    result, _, _ = _driver.measure_once(
+        os.path.abspath(__file__),
+        args,
+        os.path.join(log_dir, f"{kind}-client.log"),
+        f"{kind} (client)",
+        ("acceptor",),
+        ("client", kind),
+    )
+    return result
 
 
 def measure_rate(kind, args, log_dir, tls_files):
@@ -438,21 +411,18 @@ def measure_rate(kind, args, log_dir, tls_files):
             echo_tls.wait_until_listening(proc, port, timeout=20)
 
     what = "tls" if tls_files else "rate"
-    result, cpu, how = _driver.measure_once(
+    return _driver.measure(
         os.path.abspath(__file__),
         kind,
+        what,
         args,
-        os.path.join(log_dir, f"{kind}-{what}.log"),
-        f"{kind} ({what})",
+        log_dir,
         serve_extra=extra_serve,
         load_extra=extra_load,
         wait=wait,
+        label=f"{kind} ({what})",
+        cpu_per=("server_cpu_us_per_connection", "total_connections", 1e6),
     )
-    result["server_cpu_us_per_connection"] = None
-    if cpu is not None and result["total_connections"]:
-        result["server_cpu_us_per_connection"] = cpu / result["total_connections"] * 1e6
-    result["server_stopped_by"] = how
-    return result
 
 
 def measure_idle(kind, args, log_dir):
@@ -576,17 +546,31 @@ def _num(value, fmt="{:.1f}"):
 
 
 def render_markdown(env, args, servers, counts, measures, stats, targets, skipped):
-    lines = ["What a connection costs.", "", _driver.measured_line(env)]
-    load = env.get("load_average") or {}
-    if load.get("before") is not None and load.get("after") is not None:
-        lines[-1] += (
-            f" Load average (1 min) before and after the run: "
-            f"{load['before']:.2f}, {load['after']:.2f}."
-        )
+    lines = ["What a connection costs.", ""]
+    lines.append(_driver.measured_line(env) + _driver.load_sentence(env))
     lines.append(
         f"{args.rounds} round(s), servers shuffled in every round; medians. "
         "Ratios are the peer's cost over protoport's (higher: protoport cheaper)."
     )
+
+    def versus(kind, what):
+        return [
+            _num(ratio(stats, ours, kind, what, counts), "{:.2f}x")
+            for ours in PROTOPORT_SERVERS
+            if ours in servers
+        ]
+
+    def cost_table(what, side):
+        rows = []
+        for kind in servers:
+            s = stats[kind].get(what)
+            if s is not None:
+                cells = [fmt_rate(s["per_second"]), _num(s["cpu_us"])]
+                rows.append((kind, cells + versus(kind, what)))
+        heads = ["connections/s", f"{side} CPU us/conn"]
+        heads += [f"vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
+        return _driver.table(side, heads, rows)
+
     for what, title in (("rate", "Plain TCP"), ("tls", "TLS")):
         if what not in measures:
             continue
@@ -598,20 +582,7 @@ def render_markdown(env, args, servers, counts, measures, stats, targets, skippe
             "CPU time (user + system) per connection in microseconds:",
             "",
         ]
-        rows = []
-        for kind in servers:
-            s = stats[kind].get(what)
-            if s is None:
-                continue
-            cells = [fmt_rate(s["per_second"]), _num(s["cpu_us"])]
-            for ours in PROTOPORT_SERVERS:
-                if ours in servers:
-                    peer_over_ours = ratio(stats, ours, kind, what, counts)
-                    cells.append(_num(peer_over_ours, "{:.2f}x"))
-            rows.append((kind, cells))
-        heads = ["connections/s", "server CPU us/conn"]
-        heads += [f"vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
-        lines += _driver.table("server", heads, rows)
+        lines += cost_table(what, "server")
     if "client" in measures:
         lines += [
             "",
@@ -622,20 +593,7 @@ def render_markdown(env, args, servers, counts, measures, stats, targets, skippe
             "client's CPU time per connection in microseconds:",
             "",
         ]
-        rows = []
-        for kind in servers:
-            s = stats[kind].get("client")
-            if s is None:
-                continue
-            cells = [fmt_rate(s["per_second"]), _num(s["cpu_us"])]
-            for ours in PROTOPORT_SERVERS:
-                if ours in servers:
-                    peer_over_ours = ratio(stats, ours, kind, "client", counts)
-                    cells.append(_num(peer_over_ours, "{:.2f}x"))
-            rows.append((kind, cells))
-        heads = ["connections/s", "client CPU us/conn"]
-        heads += [f"vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
-        lines += _driver.table("client", heads, rows)
+        lines += cost_table("client", "client")
     if "idle" in measures:
         lines += [
             "",
@@ -652,12 +610,7 @@ def render_markdown(env, args, servers, counts, measures, stats, targets, skippe
                 continue
             cells = [_num(s["kib"][n], "{:.2f}") for n in counts]
             cells += [_num(s["p50_us"], "{:.0f}"), _num(s["p99_us"], "{:.0f}")]
-            for ours in PROTOPORT_SERVERS:
-                if ours in servers:
-                    cells.append(
-                        _num(ratio(stats, ours, kind, "idle", counts), "{:.2f}x")
-                    )
-            rows.append((kind, cells))
+            rows.append((kind, cells + versus(kind, "idle")))
         heads = [f"KiB/conn at {n:,}" for n in counts] + ["p50 us", "p99 us"]
         heads += [f"memory vs {ours}" for ours in PROTOPORT_SERVERS if ours in servers]
         lines += _driver.table("server", heads, rows)
@@ -725,8 +678,7 @@ def cmd_run(args):
             f" conn/s {'-' if cpu is None else f'{cpu:.0f}':>5} us/conn"
         )
 
-    load_before = load_average()
-    samples, runs = _driver.interleave(
+    samples, runs, env = _driver.run_rounds(
         servers, measures, args, work_dir, measure, describe
     )
     for by in samples.values():
@@ -734,8 +686,6 @@ def cmd_run(args):
             by[what] = [
                 r for r in by[what] if "no_tls_server" not in r and "no_client" not in r
             ]
-    env = environment()
-    env["load_average"] = {"before": load_before, "after": load_average()}
     stats = summarize(samples, servers, counts)
     targets = []
     for ours, peer, what, minimum in TARGETS:
@@ -748,23 +698,25 @@ def cmd_run(args):
     markdown = render_markdown(
         env, args, servers, counts, measures, stats, targets, skipped
     )
-    report = {
-        "environment": env,
-        "settings": {
-            "rounds": args.rounds,
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "workers": args.connections,
-            "counts": counts,
-            "requests": args.requests,
-            "measures": measures,
-        },
-        "skipped": skipped,
-        "runs": [r for r in runs if "no_tls_server" not in r and "no_client" not in r],
-        "stats": stats,
-        "targets": targets,
+    settings = {
+        "rounds": args.rounds,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "workers": args.connections,
+        "counts": counts,
+        "requests": args.requests,
+        "measures": measures,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        [r for r in runs if "no_tls_server" not in r and "no_client" not in r],
+        stats=stats,
+        targets=targets,
+    )
 
 
 def cmd_list(args):

@@ -23,12 +23,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import random
 import tempfile
 from functools import partial
 
 import _driver  # beside this file: what the benchmarks share
-from _driver import environment, fmt_rate, fmt_size, load_average
+from _driver import fmt_rate, fmt_size
 
 # -- servers ----------------------------------------------------------------------
 
@@ -128,33 +127,15 @@ async def _serve_trio_asyncio_streams(handler, host, port):
 
 #: name -> (runner taking (handler, host, port), modules it needs, what it is);
 #: shared with readline.py, which passes its own handler.
-STREAM_RUNNERS = {
-    "protoport-trio-streams": (
-        partial(_driver.run_under, "trio", serve_protoport_streams),
-        ("protoport", "trio"),
-        "protoport.start_server(handler) under trio.run",
-    ),
-    "protoport-asyncio-streams": (
-        partial(_driver.run_under, "asyncio", serve_protoport_streams),
-        ("protoport",),
-        "protoport.start_server(handler) under asyncio.run",
-    ),
-    "asyncio-streams": (
-        partial(_driver.run_under, "asyncio", serve_asyncio_streams),
-        (),
-        "native asyncio selector loop, asyncio.start_server(handler)",
-    ),
-    "uvloop-streams": (
-        partial(_driver.run_under, "uvloop", serve_asyncio_streams),
-        ("uvloop",),
-        "uvloop, asyncio.start_server(handler)",
-    ),
-    "trio-asyncio-streams": (
-        partial(_driver.run_under, "trio", _serve_trio_asyncio_streams),
-        ("trio", "trio_asyncio"),
+STREAM_RUNNERS = _driver.implementations(
+    (serve_protoport_streams, "protoport.start_server(handler) under {runtime}.run"),
+    (serve_asyncio_streams, "asyncio.start_server(handler)"),
+    (
+        _serve_trio_asyncio_streams,
         "asyncio.start_server(handler) inside trio_asyncio.open_loop() under trio.run",
     ),
-}
+    suffix="-streams",
+)
 
 
 def _with_handler(runner, handler):
@@ -166,30 +147,16 @@ def _with_handler(runner, handler):
 
 #: name -> (runner, modules it needs, what it is)
 SERVERS = {
-    "protoport-trio": (
-        partial(_driver.run_under, "trio", _serve_protoport),
-        ("protoport", "trio"),
-        "protoport.open_loop() + loop.create_server(Echo) under trio.run",
-    ),
-    "protoport-asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_protoport),
-        ("protoport",),
-        "protoport.open_loop() + loop.create_server(Echo) under asyncio.run",
-    ),
-    "asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_asyncio),
-        (),
-        "native asyncio selector loop, loop.create_server(Echo)",
-    ),
-    "uvloop": (
-        partial(_driver.run_under, "uvloop", _serve_asyncio),
-        ("uvloop",),
-        "uvloop, loop.create_server(Echo)",
-    ),
-    "trio-asyncio": (
-        partial(_driver.run_under, "trio", _serve_trio_asyncio),
-        ("trio", "trio_asyncio"),
-        "asyncio's own transports on trio_asyncio.open_loop() under trio.run",
+    **_driver.implementations(
+        (
+            _serve_protoport,
+            "protoport.open_loop() + loop.create_server(Echo) under {runtime}.run",
+        ),
+        (_serve_asyncio, "loop.create_server(Echo)"),
+        (
+            _serve_trio_asyncio,
+            "asyncio's own transports on trio_asyncio.open_loop() under trio.run",
+        ),
     ),
     "anyio-trio": (
         partial(_driver.run_under, "anyio-trio", _serve_anyio),
@@ -233,16 +200,7 @@ def missing_modules(kind):
     return _driver.missing_modules(kind, ALL_SERVERS)
 
 
-def cmd_serve(args):
-    runner = ALL_SERVERS[args.kind][0]
-    _driver.serve(args, lambda: runner(args.host, args.port))
-
-
 # -- load generator ---------------------------------------------------------------
-
-#: How many different payloads the generator cycles through, so that a server
-#: echoing stale or reordered bytes is caught.
-PAYLOAD_VARIANTS = 7
 
 
 class EchoMismatch(Exception):
@@ -301,66 +259,32 @@ class LoadClient(asyncio.Protocol):
             self.on_error(self.lost)
 
 
-def make_payloads(size):
-    rng = random.Random(size)
-    return [rng.randbytes(size) for _ in range(PAYLOAD_VARIANTS)]
-
-
-async def run_load(host, port, size, duration, connections, warmup):
-    payloads = make_payloads(size)
+async def run_load(args, **options):
+    """The load: :func:`_driver.closed_loop` of :class:`LoadClient`, with
+    ``loop.create_connection(..., **options)``."""
     clients, per_connection, elapsed = await _driver.closed_loop(
-        partial(LoadClient, payloads),
-        host,
-        port,
-        connections,
-        warmup,
-        duration,
-        "count",
+        args, partial(LoadClient, _driver.payloads(args.size)), "count", **options
     )
-    requests = sum(per_connection)
-    return {
-        "requests_per_second": requests / elapsed,
-        "requests": requests,
-        "elapsed": elapsed,
-        "size": size,
-        "connections": connections,
-        "per_connection_min": min(per_connection),
-        "per_connection_max": max(per_connection),
-        "total_requests": sum(c.count for c in clients),
-    }
+    return _driver.request_figures(args.size, clients, per_connection, elapsed)
 
 
 def cmd_load(args):
-    _driver.run_load(
-        args,
-        run_load(
-            args.host,
-            args.port,
-            args.size,
-            args.duration,
-            args.connections,
-            args.warmup,
-        ),
-    )
+    _driver.run_load(args, run_load(args))
 
 
 # -- driver -----------------------------------------------------------------------
 
 
 def measure(kind, size, args, log_dir):
-    result, cpu, how = _driver.measure_once(
+    return _driver.measure(
         os.path.abspath(__file__),
         kind,
+        size,
         args,
-        os.path.join(log_dir, f"{kind}-{size}.log"),
-        f"{kind} @ {size}",
+        log_dir,
         load_extra=("--size", str(size)),
+        cpu_per=_driver.CPU_PER_REQUEST,
     )
-    result["server_cpu_us_per_request"] = None
-    if cpu is not None and result["total_requests"]:
-        result["server_cpu_us_per_request"] = cpu / result["total_requests"] * 1e6
-    result["server_stopped_by"] = how
-    return result
 
 
 def summarize(samples, servers, sizes, ours_kinds=PROTOPORT_SERVERS, goals=TARGETS):
@@ -385,13 +309,7 @@ def summarize(samples, servers, sizes, ours_kinds=PROTOPORT_SERVERS, goals=TARGE
 
 def render_markdown(env, args, servers, sizes, stats, ratios, targets, skipped):
     lines = [f"Echo benchmark, {getattr(args, 'mode', 'protocols')} mode.", ""]
-    lines.append(_driver.measured_line(env))
-    load = env.get("load_average") or {}
-    if load.get("before") is not None and load.get("after") is not None:
-        lines[-1] += (
-            f" Load average (1 min) before and after the run: "
-            f"{load['before']:.2f}, {load['after']:.2f}."
-        )
+    lines.append(_driver.measured_line(env) + _driver.load_sentence(env))
     lines.append(
         f"{args.connections} connections, one message in flight on each; "
         f"{args.rounds} round(s) of {args.duration:g} s per server and size "
@@ -399,31 +317,15 @@ def render_markdown(env, args, servers, sizes, stats, ratios, targets, skipped):
         "Requests per second: median (min-max)."
     )
     lines.append("")
-
-    def rate(kind, size):
-        s = stats.get(kind, {}).get(size)
-        return "-" if s is None else _driver.fmt_range(s)
-
-    lines += _driver.size_table(servers, sizes, rate)
+    lines += _driver.column_table(
+        servers, sizes, stats, _driver.fmt_range, head=fmt_size
+    )
     if any(
         s["cpu_us_per_request"] is not None
         for by_size in stats.values()
         for s in by_size.values()
     ):
-
-        def cpu(kind, size):
-            s = stats.get(kind, {}).get(size)
-            if s is None or s["cpu_us_per_request"] is None:
-                return "-"
-            return f"{s['cpu_us_per_request']:.1f}"
-
-        lines.append("")
-        lines.append(
-            "Server CPU time (user + system) per request in microseconds, median; "
-            "lower is better, and less disturbed by a busy machine than throughput:"
-        )
-        lines.append("")
-        lines += _driver.size_table(servers, sizes, cpu)
+        lines += _driver.cpu_table(servers, sizes, stats, "request")
     lines += _driver.ratio_tables(ratios, sizes)
     lines.append("")
     lines.append(f"Targets at {fmt_size(TARGET_SIZE)} (goals, not assertions):")
@@ -449,9 +351,8 @@ def cmd_run(args):
             f"{fmt_rate(result['requests_per_second']):>9} req/s{note}"
         )
 
-    load_before = load_average()
     log_dir = tempfile.mkdtemp(prefix="protoport-echo-")
-    samples, runs = _driver.interleave(
+    samples, runs, env = _driver.run_rounds(
         servers,
         sizes,
         args,
@@ -459,32 +360,30 @@ def cmd_run(args):
         lambda kind, size: measure(kind, size, args, log_dir),
         describe,
     )
-    env = environment()
-    env["load_average"] = {"before": load_before, "after": load_average()}
     stats, ratios, targets = summarize(samples, servers, sizes, ours_kinds, goals)
     markdown = render_markdown(
         env, args, servers, sizes, stats, ratios, targets, skipped
     )
-    report = {
-        "environment": env,
-        "settings": {
-            "mode": args.mode,
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "rounds": args.rounds,
-            "sizes": sizes,
-            "connections": args.connections,
-            "pinned": args.pin,
-        },
-        "skipped": skipped,
-        "runs": runs,
-        "stats": _driver.by_size_json(stats),
-        "ratios": {
-            ours: _driver.by_size_json(by_other) for ours, by_other in ratios.items()
-        },
-        "targets": targets,
+    settings = {
+        "mode": args.mode,
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "sizes": sizes,
+        "connections": args.connections,
+        "pinned": args.pin,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        runs,
+        stats=stats,
+        ratios=ratios,
+        targets=targets,
+    )
 
 
 def cmd_list(args):
@@ -506,7 +405,7 @@ def main(argv=None):
     _driver.main(
         argv,
         __doc__,
-        {"serve": cmd_serve, "load": cmd_load, "run": cmd_run, "list": cmd_list},
+        {"load": cmd_load, "run": cmd_run, "list": cmd_list},
         ALL_SERVERS,
         "run one echo server until interrupted",
         sizes="1024,10240,102400",

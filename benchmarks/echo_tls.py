@@ -78,25 +78,12 @@ async def _serve_anyio(host, port, context):
 
 #: name -> (runner, modules it needs, what it is)
 SERVERS = {
-    "protoport-trio": (
-        partial(_driver.run_under, "trio", _serve_protoport),
-        ("protoport", "trio"),
-        "protoport.open_loop() + create_server(Echo, ssl=ctx) under trio.run",
-    ),
-    "protoport-asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_protoport),
-        ("protoport",),
-        "protoport.open_loop() + create_server(Echo, ssl=ctx) under asyncio.run",
-    ),
-    "asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_asyncio),
-        (),
-        "native asyncio selector loop, create_server(Echo, ssl=ctx)",
-    ),
-    "uvloop": (
-        partial(_driver.run_under, "uvloop", _serve_asyncio),
-        ("uvloop",),
-        "uvloop, create_server(Echo, ssl=ctx)",
+    **_driver.implementations(
+        (
+            _serve_protoport,
+            "protoport.open_loop() + create_server(Echo, ssl=ctx) under {runtime}.run",
+        ),
+        (_serve_asyncio, "create_server(Echo, ssl=ctx)"),
     ),
     "anyio-trio": (
         partial(_driver.run_under, "anyio-trio", _serve_anyio),
@@ -120,43 +107,10 @@ def cmd_serve(args):
 # -- load generator ---------------------------------------------------------------
 
 
-async def run_load(host, port, ca_file, size, duration, connections, warmup):
-    payloads = echo.make_payloads(size)
-    _, per_connection, elapsed = await _driver.closed_loop(
-        partial(echo.LoadClient, payloads),
-        host,
-        port,
-        connections,
-        warmup,
-        duration,
-        "count",
-        ssl=client_context(ca_file),
-        server_hostname=SERVER_NAME,
-    )
-    requests = sum(per_connection)
-    return {
-        "requests_per_second": requests / elapsed,
-        "requests": requests,
-        "elapsed": elapsed,
-        "size": size,
-        "connections": connections,
-        "per_connection_min": min(per_connection),
-        "per_connection_max": max(per_connection),
-    }
-
-
 def cmd_load(args):
     _driver.run_load(
         args,
-        run_load(
-            args.host,
-            args.port,
-            args.ca,
-            args.size,
-            args.duration,
-            args.connections,
-            args.warmup,
-        ),
+        echo.run_load(args, ssl=client_context(args.ca), server_hostname=SERVER_NAME),
     )
 
 
@@ -177,19 +131,17 @@ def make_certificates(directory):
 
 
 def measure(kind, size, args, work_dir, ca_file, cert_file):
-    result, _, how = _driver.measure_once(
+    return _driver.measure(
         os.path.abspath(__file__),
         kind,
+        size,
         args,
-        os.path.join(work_dir, f"{kind}-{size}.log"),
-        f"{kind} @ {size}",
+        work_dir,
         serve_extra=("--cert", cert_file),
         load_extra=("--ca", ca_file, "--size", str(size)),
         wait=lambda proc, port: wait_until_listening(proc, port, timeout=20),
         slack=60,
     )
-    result["server_stopped_by"] = how
-    return result
 
 
 def wait_until_listening(proc, port, timeout):
@@ -228,12 +180,9 @@ def render_markdown(env, args, servers, sizes, stats, ratios, skipped):
         "second: median (min-max)."
     )
     lines.append("")
-
-    def rate(kind, size):
-        s = stats.get(kind, {}).get(size)
-        return "-" if s is None else _driver.fmt_range(s)
-
-    lines += _driver.size_table(servers, sizes, rate)
+    lines += _driver.column_table(
+        servers, sizes, stats, _driver.fmt_range, head=_driver.fmt_size
+    )
     lines += _driver.ratio_tables(ratios, sizes)
     lines += _driver.skipped_lines(skipped)
     return "\n".join(lines) + "\n"
@@ -268,25 +217,18 @@ def cmd_run(args):
         samples, servers, sizes, PROTOPORT_SERVERS, "requests_per_second"
     )
     markdown = render_markdown(env, args, servers, sizes, stats, ratios, skipped)
-    report = {
-        "environment": env,
-        "settings": {
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "rounds": args.rounds,
-            "sizes": sizes,
-            "connections": args.connections,
-            "pinned": args.pin,
-            "tls": True,
-        },
-        "skipped": skipped,
-        "runs": runs,
-        "stats": _driver.by_size_json(stats),
-        "ratios": {
-            ours: _driver.by_size_json(by_other) for ours, by_other in ratios.items()
-        },
+    settings = {
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "sizes": sizes,
+        "connections": args.connections,
+        "pinned": args.pin,
+        "tls": True,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args, markdown, env, settings, skipped, runs, stats=stats, ratios=ratios
+    )
 
 
 def cmd_list(args):

@@ -43,7 +43,7 @@ from email.utils import formatdate
 from functools import partial
 
 import _driver  # beside this file: what the benchmarks share
-from _driver import environment, fmt_rate, load_average
+from _driver import fmt_rate
 
 # This file's name is the standard library's ``http`` package's, which uvicorn
 # imports; with this folder first on the path, that import would find this file.
@@ -128,33 +128,18 @@ async def _serve_trio_asyncio(http, host, port):
 
 
 #: name -> (runner taking (http, host, port), modules it needs, what it is)
-SERVERS = {
-    "protoport-trio": (
-        partial(_driver.run_under, "trio", _serve_protoport),
-        ("protoport", "trio", "uvicorn"),
-        "protoport.open_loop() + loop.create_server(uvicorn protocol), trio.run",
+SERVERS = _driver.implementations(
+    (
+        _serve_protoport,
+        "protoport.open_loop() + loop.create_server(uvicorn protocol), {runtime}.run",
     ),
-    "protoport-asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_protoport),
-        ("protoport", "uvicorn"),
-        "protoport.open_loop() + loop.create_server(uvicorn protocol), asyncio.run",
-    ),
-    "asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_asyncio),
-        ("uvicorn",),
-        "native asyncio selector loop, loop.create_server(uvicorn protocol)",
-    ),
-    "uvloop": (
-        partial(_driver.run_under, "uvloop", _serve_asyncio),
-        ("uvloop", "uvicorn"),
-        "uvloop, loop.create_server(uvicorn protocol)",
-    ),
-    "trio-asyncio": (
-        partial(_driver.run_under, "trio", _serve_trio_asyncio),
-        ("trio", "trio_asyncio", "uvicorn"),
+    (_serve_asyncio, "loop.create_server(uvicorn protocol)"),
+    (
+        _serve_trio_asyncio,
         "asyncio's own transports on trio_asyncio.open_loop() under trio.run",
     ),
-}
+    needs=("uvicorn",),
+)
 
 PROTOPORT_SERVERS = ("protoport-trio", "protoport-asyncio")
 
@@ -269,20 +254,16 @@ def cmd_load(args):
 
 def measure(kind, load, args, log_dir):
     http, generator = load.rsplit("-", 1)
-    result, cpu, how = _driver.measure_once(
+    return _driver.measure(
         os.path.abspath(__file__),
         kind,
+        load,
         args,
-        os.path.join(log_dir, f"{kind}-{load}.log"),
-        f"{kind} @ {load}",
+        log_dir,
         serve_extra=("--http", http),
         load_extra=("--generator", generator),
+        cpu_per=_driver.CPU_PER_REQUEST,
     )
-    result["server_cpu_us_per_request"] = None
-    if cpu is not None and result["total_requests"]:
-        result["server_cpu_us_per_request"] = cpu / result["total_requests"] * 1e6
-    result["server_stopped_by"] = how
-    return result
 
 
 def choose_loads(requested):
@@ -348,18 +329,18 @@ def cmd_run(args):
             f"{_driver.fmt_cpu(cpu):>6} us/request"
         )
 
-    load_before = load_average()
     log_dir = tempfile.mkdtemp(prefix="protoport-http-")
-    samples, runs = _driver.interleave(
+    samples, runs, env = _driver.run_rounds(
         servers,
         loads,
         args,
         log_dir,
         lambda kind, load: measure(kind, load, args, log_dir),
         describe,
+        "uvicorn",
+        "h11",
+        "httptools",
     )
-    env = environment("uvicorn", "h11", "httptools")
-    env["load_average"] = {"before": load_before, "after": load_average()}
     stats, _ = _driver.summarize(
         samples,
         servers,
@@ -371,34 +352,31 @@ def cmd_run(args):
     cpu_by = _driver.cpu_ratios(
         samples, servers, loads, PROTOPORT_SERVERS, "server_cpu_us_per_request"
     )
-    targets = []
-    for ours, peer, minimum, load in TARGETS:
-        targets += _driver.verdicts(
-            [(ours, peer, minimum)],
-            lambda o, p: cpu_by.get(o, {}).get(p, {}).get(load),  # noqa: B023
-            load=load,
-            measure="cpu_per_request",
-        )
+    targets = _driver.column_verdicts(
+        TARGETS, cpu_by, "load", measure="cpu_per_request"
+    )
     markdown = render_markdown(
         env, args, servers, loads, stats, cpu_by, targets, skipped
     )
-    report = {
-        "environment": env,
-        "settings": {
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "rounds": args.rounds,
-            "loads": loads,
-            "connections": args.connections,
-            "pinned": args.pin,
-        },
-        "skipped": skipped,
-        "runs": runs,
-        "stats": stats,
-        "cpu_ratios": cpu_by,
-        "targets": targets,
+    settings = {
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "loads": loads,
+        "connections": args.connections,
+        "pinned": args.pin,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        runs,
+        stats=stats,
+        cpu_ratios=cpu_by,
+        targets=targets,
+    )
 
 
 def cmd_list(args):

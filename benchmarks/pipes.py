@@ -29,7 +29,6 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
 import os
@@ -38,10 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from functools import partial
 
 import _driver  # beside this file: what the benchmarks share
-from _driver import environment, load_average
 
 MIB = 1 << 20
 PIPE = subprocess.PIPE
@@ -175,45 +172,18 @@ async def _on_trio_asyncio(workload, size, warmup_size):
         return await trio_asyncio.aio_as_trio(_on_asyncio)(workload, size, warmup_size)
 
 
-def _run(runtime, fn, *args):
-    """``fn(*args)`` run to its end under *runtime*, and its result."""
-    results = []
-
-    async def keep():
-        results.append(await fn(*args))
-
-    _driver.run_under(runtime, keep)
-    return results[0]
-
-
 #: name -> (runner, modules it needs, what it is)
-IMPLEMENTATIONS = {
-    "protoport-trio": (
-        partial(_run, "trio", _on_protoport),
-        ("protoport", "trio"),
-        "protoport.open_loop() under trio, the workload in a task of the loop",
+IMPLEMENTATIONS = _driver.implementations(
+    (
+        _on_protoport,
+        "protoport.open_loop() under {runtime}, the workload in a task of the loop",
     ),
-    "protoport-asyncio": (
-        partial(_run, "asyncio", _on_protoport),
-        ("protoport",),
-        "protoport.open_loop() under asyncio, the workload in a task of the loop",
-    ),
-    "asyncio": (
-        partial(_run, "asyncio", _on_asyncio),
-        (),
-        "native asyncio selector loop, asyncio.create_subprocess_exec",
-    ),
-    "uvloop": (
-        partial(_run, "uvloop", _on_asyncio),
-        ("uvloop",),
-        "uvloop, asyncio.create_subprocess_exec",
-    ),
-    "trio-asyncio": (
-        partial(_run, "trio", _on_trio_asyncio),
-        ("trio", "trio_asyncio"),
+    (_on_asyncio, "asyncio.create_subprocess_exec"),
+    (
+        _on_trio_asyncio,
         "asyncio's own subprocess transport on trio_asyncio.open_loop() under trio",
     ),
-}
+)
 
 PROTOPORT = ("protoport-trio", "protoport-asyncio")
 BASELINE = "asyncio"
@@ -294,13 +264,7 @@ def baseline_ratios(stats, impls, workloads):
 
 def render_markdown(env, args, impls, workloads, stats, ratios, targets, skipped):
     lines = ["Pipes and child processes benchmark.", ""]
-    lines.append(_driver.measured_line(env))
-    load = env.get("load_average") or {}
-    if load.get("before") is not None and load.get("after") is not None:
-        lines[-1] += (
-            f" Load average (1 min) before and after the run: "
-            f"{load['before']:.2f}, {load['after']:.2f}."
-        )
+    lines.append(_driver.measured_line(env) + _driver.load_sentence(env))
     lines.append(
         f"{args.mib} MiB through cat in 1 MiB writes; {args.spawns} spawns of true; "
         f"{args.rounds} round(s), each measurement in a fresh process after a "
@@ -347,14 +311,9 @@ def render_markdown(env, args, impls, workloads, stats, ratios, targets, skipped
     lines += _driver.table("implementation", list(workloads), rows)
     lines += ["", "Targets (goals, not assertions), rate to native asyncio:", ""]
     for t in targets:
-        verdict = (
-            "not measured"
-            if t["ratio"] is None
-            else f"{t['ratio']:.2f}x - {'met' if t['met'] else 'NOT met'}"
-        )
         lines.append(
             f"- {t['server']} {t['workload']} >= {t['minimum']:g}x {t['peer']}: "
-            f"{verdict}"
+            f"{_driver.verdict(t)}"
         )
     lines += _driver.skipped_lines(skipped)
     return "\n".join(lines) + "\n"
@@ -376,9 +335,8 @@ def cmd_run(args):
             f"{result['cpu_per_unit']:>7.1f} {per}"
         )
 
-    load_before = load_average()
     log_dir = tempfile.mkdtemp(prefix="protoport-pipes-")
-    samples, runs = _driver.interleave(
+    samples, runs, env = _driver.run_rounds(
         impls,
         workloads,
         args,
@@ -386,8 +344,6 @@ def cmd_run(args):
         lambda kind, workload: measure(kind, workload, args),
         describe,
     )
-    env = environment()
-    env["load_average"] = {"before": load_before, "after": load_average()}
     stats, _ = _driver.summarize(
         samples, impls, workloads, PROTOPORT, "rate", cpu=("cpu_per_unit", "cpu")
     )
@@ -404,16 +360,18 @@ def cmd_run(args):
     markdown = render_markdown(
         env, args, impls, workloads, stats, ratios, targets, skipped
     )
-    report = {
-        "environment": env,
-        "settings": {"mib": args.mib, "spawns": args.spawns, "rounds": args.rounds},
-        "skipped": skipped,
-        "runs": runs,
-        "stats": stats,
-        "ratios_to_asyncio": ratios,
-        "targets": targets,
-    }
-    _driver.publish(args, markdown, report)
+    settings = {"mib": args.mib, "spawns": args.spawns, "rounds": args.rounds}
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        runs,
+        stats=stats,
+        ratios_to_asyncio=ratios,
+        targets=targets,
+    )
 
 
 def cmd_list(args):
@@ -421,9 +379,7 @@ def cmd_list(args):
 
 
 def main(argv=None):
-    _driver.use_this_checkout()
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser, sub = _driver.command_line(__doc__)
 
     p = sub.add_parser("measure", help="one measurement, printed as JSON")
     p.add_argument("kind", choices=list(IMPLEMENTATIONS))
@@ -442,9 +398,7 @@ def main(argv=None):
         help="a few seconds in all: 32 MiB, 50 spawns, 1 round",
     )
     p.add_argument("--impls", default="", help="comma-separated; default all")
-    p.add_argument("--seed", type=int, default=None, help="seed for the shuffle")
-    p.add_argument("--json", help="write the full results as JSON here")
-    p.add_argument("--markdown", help="write the tables as Markdown here")
+    _driver.add_outputs(p)
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", help="list the implementations and whether they run")

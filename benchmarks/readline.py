@@ -74,11 +74,6 @@ def missing_modules(kind):
     return _driver.missing_modules(kind, SERVERS)
 
 
-def cmd_serve(args):
-    runner = SERVERS[args.kind][0]
-    _driver.serve(args, lambda: runner(args.host, args.port))
-
-
 # -- load generator ---------------------------------------------------------------
 
 
@@ -142,49 +137,36 @@ class LineClient(asyncio.Protocol):
             self.on_error(exc or ConnectionResetError("server closed the connection"))
 
 
-async def run_load(host, port, duration, connections, warmup):
+async def run_load(args):
     clients, per_connection, elapsed = await _driver.closed_loop(
-        partial(LineClient, make_batch()),
-        host,
-        port,
-        connections,
-        warmup,
-        duration,
-        "batches",
+        args, partial(LineClient, make_batch()), "batches"
     )
     batches = sum(per_connection)
     return {
         "lines_per_second": batches * BATCH_LINES / elapsed,
         "lines": batches * BATCH_LINES,
         "elapsed": elapsed,
-        "connections": connections,
+        "connections": args.connections,
         "total_lines": sum(c.batches for c in clients) * BATCH_LINES,
     }
 
 
 def cmd_load(args):
-    _driver.run_load(
-        args,
-        run_load(args.host, args.port, args.duration, args.connections, args.warmup),
-    )
+    _driver.run_load(args, run_load(args))
 
 
 # -- driver -----------------------------------------------------------------------
 
 
 def measure(kind, args, log_dir):
-    result, cpu, how = _driver.measure_once(
+    return _driver.measure(
         os.path.abspath(__file__),
         kind,
+        None,
         args,
-        os.path.join(log_dir, f"{kind}.log"),
-        kind,
+        log_dir,
+        cpu_per=("server_cpu_ns_per_line", "total_lines", 1e9),
     )
-    result["server_cpu_ns_per_line"] = None
-    if cpu is not None and result["total_lines"]:
-        result["server_cpu_ns_per_line"] = cpu / result["total_lines"] * 1e9
-    result["server_stopped_by"] = how
-    return result
 
 
 def summarize(samples, servers):
@@ -249,9 +231,8 @@ def cmd_run(args):
     def describe(size, kind, result):
         return f"{kind:<25} {_driver.fmt_rate(result['lines_per_second']):>10} lines/s"
 
-    load_before = _driver.load_average()
     log_dir = tempfile.mkdtemp(prefix="protoport-readline-")
-    samples, runs = _driver.interleave(
+    samples, runs, env = _driver.run_rounds(
         servers,
         (None,),
         args,
@@ -259,29 +240,29 @@ def cmd_run(args):
         lambda kind, size: measure(kind, args, log_dir),
         describe,
     )
-    env = _driver.environment()
-    env["load_average"] = {"before": load_before, "after": _driver.load_average()}
     stats, ratios, targets = summarize(samples, servers)
     markdown = render_markdown(env, args, servers, stats, ratios, targets, skipped)
-    report = {
-        "environment": env,
-        "settings": {
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "rounds": args.rounds,
-            "line_size": LINE_SIZE,
-            "batch_lines": BATCH_LINES,
-            "in_flight": IN_FLIGHT,
-            "connections": args.connections,
-            "pinned": args.pin,
-        },
-        "skipped": skipped,
-        "runs": runs,
-        "stats": stats,
-        "ratios": ratios,
-        "targets": targets,
+    settings = {
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "line_size": LINE_SIZE,
+        "batch_lines": BATCH_LINES,
+        "in_flight": IN_FLIGHT,
+        "connections": args.connections,
+        "pinned": args.pin,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        runs,
+        stats=stats,
+        ratios=ratios,
+        targets=targets,
+    )
 
 
 def cmd_list(args):
@@ -292,7 +273,7 @@ def main(argv=None):
     _driver.main(
         argv,
         __doc__,
-        {"serve": cmd_serve, "load": cmd_load, "run": cmd_run, "list": cmd_list},
+        {"load": cmd_load, "run": cmd_run, "list": cmd_list},
         SERVERS,
         "run one line-counting server until interrupted",
     )

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import random
 import shutil
 import socket
 import subprocess
@@ -33,7 +32,7 @@ import time
 from functools import partial
 
 import _driver  # beside this file: what the benchmarks share
-from _driver import environment, fmt_rate, fmt_size, load_average
+from _driver import fmt_rate, fmt_size
 
 # -- servers ----------------------------------------------------------------------
 
@@ -139,30 +138,18 @@ def _serve_floor(host, port):
 
 
 SERVERS = {
-    "protoport-trio": (
-        partial(_driver.run_under, "trio", _serve_protoport),
-        ("protoport", "trio"),
-        "protoport.open_loop() + loop.create_datagram_endpoint(Echo) under trio.run",
-    ),
-    "protoport-asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_protoport),
-        ("protoport",),
-        "protoport.open_loop() + loop.create_datagram_endpoint(Echo) under asyncio.run",
-    ),
-    "asyncio": (
-        partial(_driver.run_under, "asyncio", _serve_asyncio),
-        (),
-        "native asyncio selector loop, loop.create_datagram_endpoint(Echo)",
-    ),
-    "uvloop": (
-        partial(_driver.run_under, "uvloop", _serve_asyncio),
-        ("uvloop",),
-        "uvloop, loop.create_datagram_endpoint(Echo)",
-    ),
-    "trio-asyncio": (
-        partial(_driver.run_under, "trio", _serve_trio_asyncio),
-        ("trio", "trio_asyncio"),
-        "asyncio's own datagram transport on trio_asyncio.open_loop() under trio.run",
+    **_driver.implementations(
+        (
+            _serve_protoport,
+            "protoport.open_loop() + loop.create_datagram_endpoint(Echo) under "
+            "{runtime}.run",
+        ),
+        (_serve_asyncio, "loop.create_datagram_endpoint(Echo)"),
+        (
+            _serve_trio_asyncio,
+            "asyncio's own datagram transport on trio_asyncio.open_loop() under "
+            "trio.run",
+        ),
     ),
     "kernel-floor": (
         _serve_floor,
@@ -188,11 +175,6 @@ def missing_modules(kind):
     return _driver.missing_modules(kind, SERVERS)
 
 
-def cmd_serve(args):
-    runner = SERVERS[args.kind][0]
-    _driver.serve(args, lambda: runner(args.host, args.port))
-
-
 def wait_until_echoing(proc, host, port, timeout=20):
     """Wait until the server at *port* echoes a datagram."""
     deadline = time.monotonic() + timeout
@@ -212,9 +194,6 @@ def wait_until_echoing(proc, host, port, timeout=20):
 
 # -- load generator ---------------------------------------------------------------
 
-#: How many different payloads the generator cycles through, so that a server
-#: echoing stale or reordered datagrams is caught.
-PAYLOAD_VARIANTS = 7
 #: After how long without its echo a datagram counts as lost and is sent again.
 RESEND_AFTER = 0.2
 
@@ -269,105 +248,50 @@ class LoadClient(asyncio.DatagramProtocol):
         self.on_error(exc)
 
 
-async def run_load(host, port, size, duration, clients_count, warmup):
-    loop = asyncio.get_running_loop()
-    failed = loop.create_future()
+def resend_lost(clients):
+    now = time.monotonic()
+    for client in clients:
+        client.resend_if_lost(now)
 
-    def on_error(exc):
-        if not failed.done():
-            failed.set_result(exc)
 
-    rng = random.Random(size)
-    payloads = [rng.randbytes(size) for _ in range(PAYLOAD_VARIANTS)]
-    clients = []
-    try:
-        for _ in range(clients_count):
-            _, client = await loop.create_datagram_endpoint(
-                lambda: LoadClient(payloads, on_error), remote_addr=(host, port)
-            )
-            clients.append(client)
-
-        async def phase(seconds):
-            end = loop.time() + seconds
-            while loop.time() < end:
-                try:
-                    exc = await asyncio.wait_for(asyncio.shield(failed), RESEND_AFTER)
-                except asyncio.TimeoutError:
-                    now = time.monotonic()
-                    for client in clients:
-                        client.resend_if_lost(now)
-                    continue
-                raise exc
-
-        await phase(warmup)
-        start_counts = [c.count for c in clients]
-        start = time.perf_counter()
-        await phase(duration)
-        end_counts = [c.count for c in clients]
-        elapsed = time.perf_counter() - start
-    finally:
-        for client in clients:
-            client.stopped = True
-            if client.transport is not None:
-                client.transport.close()
-    grown = [e - s for s, e in zip(start_counts, end_counts, strict=True)]
-    requests = sum(grown)
-    return {
-        "requests_per_second": requests / elapsed,
-        "requests": requests,
-        "elapsed": elapsed,
-        "size": size,
-        "connections": clients_count,
-        "per_connection_min": min(grown),
-        "per_connection_max": max(grown),
-        "total_requests": sum(c.count for c in clients),
-        "lost": sum(c.lost for c in clients),
-    }
+async def run_load(args):
+    """The load: :func:`_driver.closed_loop` of :class:`LoadClient` endpoints,
+    sending again what is lost."""
+    clients, per_connection, elapsed = await _driver.closed_loop(
+        args,
+        partial(LoadClient, _driver.payloads(args.size)),
+        "count",
+        datagram=True,
+        tick=(RESEND_AFTER, resend_lost),
+    )
+    result = _driver.request_figures(args.size, clients, per_connection, elapsed)
+    result["lost"] = sum(c.lost for c in clients)
+    return result
 
 
 def cmd_load(args):
-    _driver.run_load(
-        args,
-        run_load(
-            args.host,
-            args.port,
-            args.size,
-            args.duration,
-            args.connections,
-            args.warmup,
-        ),
-    )
+    _driver.run_load(args, run_load(args))
 
 
 # -- driver -----------------------------------------------------------------------
 
 
 def measure(kind, size, args, log_dir):
-    result, cpu, how = _driver.measure_once(
+    return _driver.measure(
         os.path.abspath(__file__),
         kind,
+        size,
         args,
-        os.path.join(log_dir, f"{kind}-{size}.log"),
-        f"{kind} @ {size}",
+        log_dir,
         load_extra=("--size", str(size)),
         wait=lambda proc, port: wait_until_echoing(proc, args.host, port),
+        cpu_per=_driver.CPU_PER_REQUEST,
     )
-    result["server_cpu_us_per_request"] = None
-    if cpu is not None and result["total_requests"]:
-        result["server_cpu_us_per_request"] = cpu / result["total_requests"] * 1e6
-    result["server_stopped_by"] = how
-    return result
 
 
 def render_markdown(env, args, servers, sizes, stats, cpu_by, targets, skipped):
     lines = ["UDP echo benchmark.", ""]
-    lines.append(_driver.measured_line(env))
-    load = env.get("load_average") or {}
-    if load.get("before") is not None and load.get("after") is not None:
-        lines[-1] += (
-            f" Load average (1 min) before and after the run: "
-            f"{load['before']:.2f}, {load['after']:.2f}."
-        )
+    lines.append(_driver.measured_line(env) + _driver.load_sentence(env))
     lines.append(
         f"{args.connections} datagrams in flight, one per client endpoint; "
         f"{args.rounds} round(s) of {args.duration:g} s per server and size "
@@ -375,33 +299,16 @@ def render_markdown(env, args, servers, sizes, stats, cpu_by, targets, skipped):
         "Requests per second: median (min-max)."
     )
     lines.append("")
-
-    def rate(kind, size):
-        s = stats.get(kind, {}).get(size)
-        return "-" if s is None else _driver.fmt_range(s)
-
-    def cpu(kind, size):
-        s = stats.get(kind, {}).get(size)
-        if s is None or s["cpu_us_per_request"] is None:
-            return "-"
-        return f"{s['cpu_us_per_request']:.1f}"
-
-    lines += _driver.size_table(servers, sizes, rate)
-    lines += [
-        "",
-        "Server CPU time (user + system) per datagram in microseconds, median; "
-        "lower is better, and less disturbed by a busy machine than throughput:",
-        "",
-    ]
-    lines += _driver.size_table(servers, sizes, cpu)
-    for ours, by_other in cpu_by.items():
-        lines += ["", f"CPU time per datagram, peer / {ours} (higher: ours cheaper):"]
-        lines.append("")
-        rows = (
-            (other, [f"{by_size[s]:.2f}x" if s in by_size else "-" for s in sizes])
-            for other, by_size in by_other.items()
-        )
-        lines += _driver.table("peer", [fmt_size(s) for s in sizes], rows)
+    lines += _driver.column_table(
+        servers, sizes, stats, _driver.fmt_range, head=fmt_size
+    )
+    lines += _driver.cpu_table(servers, sizes, stats, "datagram")
+    lines += _driver.peer_tables(
+        cpu_by,
+        sizes,
+        "CPU time per datagram, peer / {ours} (higher: ours cheaper):",
+        fmt_size,
+    )
     lines.append("")
     lines.append(
         f"Targets at {fmt_size(TARGET_SIZE)}, in CPU time per datagram "
@@ -426,9 +333,8 @@ def cmd_run(args):
             f"({result['lost']} lost)"
         )
 
-    load_before = load_average()
     log_dir = tempfile.mkdtemp(prefix="protoport-udp-echo-")
-    samples, runs = _driver.interleave(
+    samples, runs, env = _driver.run_rounds(
         servers,
         sizes,
         args,
@@ -436,8 +342,6 @@ def cmd_run(args):
         lambda kind, size: measure(kind, size, args, log_dir),
         describe,
     )
-    env = environment()
-    env["load_average"] = {"before": load_before, "after": load_average()}
     stats, ratios = _driver.summarize(
         samples,
         servers,
@@ -458,28 +362,26 @@ def cmd_run(args):
     markdown = render_markdown(
         env, args, servers, sizes, stats, cpu_by, targets, skipped
     )
-    report = {
-        "environment": env,
-        "settings": {
-            "duration": args.duration,
-            "warmup": args.warmup,
-            "rounds": args.rounds,
-            "sizes": sizes,
-            "in_flight": args.connections,
-            "pinned": args.pin,
-        },
-        "skipped": skipped,
-        "runs": runs,
-        "stats": _driver.by_size_json(stats),
-        "ratios": {
-            ours: _driver.by_size_json(by_other) for ours, by_other in ratios.items()
-        },
-        "cpu_ratios": {
-            ours: _driver.by_size_json(by_other) for ours, by_other in cpu_by.items()
-        },
-        "targets": targets,
+    settings = {
+        "duration": args.duration,
+        "warmup": args.warmup,
+        "rounds": args.rounds,
+        "sizes": sizes,
+        "in_flight": args.connections,
+        "pinned": args.pin,
     }
-    _driver.publish(args, markdown, report)
+    _driver.publish(
+        args,
+        markdown,
+        env,
+        settings,
+        skipped,
+        runs,
+        stats=stats,
+        ratios=ratios,
+        cpu_ratios=cpu_by,
+        targets=targets,
+    )
 
 
 def cmd_list(args):
@@ -490,7 +392,7 @@ def main(argv=None):
     _driver.main(
         argv,
         __doc__,
-        {"serve": cmd_serve, "load": cmd_load, "run": cmd_run, "list": cmd_list},
+        {"load": cmd_load, "run": cmd_run, "list": cmd_list},
         SERVERS,
         "run one UDP echo server until interrupted",
         sizes="512",
