@@ -951,6 +951,18 @@ async def test_cancelled_happy_eyeballs_leaks_nothing(
     assert open_fds() <= before
 
 
+async def closed_at_once(made: list[JoiningRecorder], lsock: socket.socket) -> None:
+    """The one protocol in *made* saw its connection made and then lost at
+    once, and the peer accepted from *lsock* reads the end of the stream."""
+    (protocol,) = made
+    await wait_until(lambda: len(protocol.trace) == 2)
+    assert protocol.trace == ["made", ("lost", None)]
+    peer, _ = await accept(lsock)
+    with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
+        await peer.receive()
+    await peer.aclose()
+
+
 async def test_cancelled_as_the_transport_is_made_closes_it() -> None:
     lsock = listener()
     port = lsock.getsockname()[1]
@@ -967,13 +979,7 @@ async def test_cancelled_as_the_transport_is_made_closes_it() -> None:
 
             await loop.create_connection(factory, "127.0.0.1", port)
         assert scope.cancelled_caught
-        (protocol,) = made
-        await wait_until(lambda: len(protocol.trace) == 2)
-        assert protocol.trace == ["made", ("lost", None)]
-        peer, _ = await accept(lsock)
-        with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
-            await peer.receive()
-        await peer.aclose()
+        await closed_at_once(made, lsock)
     lsock.close()
     assert open_fds() <= before
 
@@ -1030,13 +1036,7 @@ async def test_cancelled_in_a_task_as_the_transport_is_made_closes_it() -> None:
         with anyio.fail_after(5):
             await wait_until(task.done)
         assert task.cancelled()
-        (protocol,) = made
-        await wait_until(lambda: len(protocol.trace) == 2)
-        assert protocol.trace == ["made", ("lost", None)]
-        peer, _ = await accept(lsock)
-        with anyio.fail_after(5), pytest.raises(anyio.EndOfStream):
-            await peer.receive()
-        await peer.aclose()
+        await closed_at_once(made, lsock)
     lsock.close()
 
 
