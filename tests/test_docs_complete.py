@@ -47,6 +47,7 @@ LEFT_OUT = {
     # They serve the loop that owns the transport.
     "StreamTransport": {
         "start",
+        "run",
         "finish",
         "hand_over",
         "belongs_to",

@@ -1795,3 +1795,39 @@ async def test_start_tls_takes_bytes_a_reader_task_held_while_paused(
             assert await peer_tls[0].receive() == b"back"
         tls.abort()
         await protocol.wait_lost()
+
+
+async def test_an_accepted_connection_runs_one_task_and_a_writer_only_while_sending(
+    server_context: ssl.SSLContext, client_context: ssl.SSLContext
+) -> None:
+    async with protoport.open_loop() as loop:
+        accepted = Factory(Recorder)
+        server = await loop.create_server(accepted, "127.0.0.1", 0, ssl=server_context)
+        serving = len(anyio.get_running_tasks())
+        client = await anyio.connect_tcp(
+            "127.0.0.1",
+            port_of(server),
+            ssl_context=client_context,
+            tls_hostname="localhost",
+            tls_standard_compatible=False,
+        )
+        await client.send(b"ping")
+        await wait_until(lambda: accepted.made and accepted.made[0].received())
+        accepted.made[0].transport.write(b"pong")
+        assert await client.receive() == b"pong"
+        # The handshake ran in the task that reads; the writer task that sent
+        # the answer is gone once it is sent.
+        await wait_until(lambda: len(anyio.get_running_tasks()) == serving + 1)
+        await settle()
+        assert len(anyio.get_running_tasks()) == serving + 1
+        await client.aclose()
+        await accepted.made[0].wait_lost()
+        await wait_until(lambda: len(anyio.get_running_tasks()) == serving)
+        assert accepted.made[0].trace == [
+            "made",
+            ("data", b"ping"),
+            "eof",
+            ("lost", None),
+        ]
+        server.close()
+        await server.wait_closed()

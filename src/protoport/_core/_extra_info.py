@@ -8,7 +8,9 @@ from typing import Any
 
 from anyio import TypedAttributeProvider
 from anyio.abc import SocketAttribute
-from anyio.streams.tls import TLSAttribute
+from anyio.streams.tls import TLSAttribute, TLSStream
+
+from ._socket_stream import SocketStream
 
 
 def _address(sock: socket.socket, method: str) -> Any:
@@ -36,25 +38,36 @@ def socket_extra_info(
     return info
 
 
-def stream_extra_info(stream: TypedAttributeProvider) -> dict[str, Any]:
-    """The extra info asyncio would give for *stream*, as of now.
+def stream_extra_info(
+    stream: TypedAttributeProvider, known: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The extra info asyncio would give for *stream*, as of now, with the
+    *known* keys (which the stream is not asked for).
 
     With a socket underneath: what :func:`socket_extra_info` gives.
     With TLS on top: ``'sslcontext'``, ``'ssl_object'``, ``'peercert'``,
     ``'cipher'``, ``'compression'``. Taken at creation, as asyncio does, so they
     stay readable after the connection is closed.
     """
-    info: dict[str, Any] = {}
-    sock: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
-    if sock is not None:
-        info.update(socket_extra_info(sock))
+    underneath = stream.transport_stream if isinstance(stream, TLSStream) else stream
+    if isinstance(underneath, SocketStream):
+        # Straight from the socket: AnyIO's extra() maps every attribute of
+        # every layer (and asks the kernel for addresses) on each call.
+        info = socket_extra_info(underneath.socket, known)
     else:
-        local = stream.extra(SocketAttribute.local_address, None)
-        if local is not None:
-            info["sockname"] = local
-        remote = stream.extra(SocketAttribute.remote_address, None)
-        if remote is not None:
-            info["peername"] = remote
+        info = {}
+        sock: socket.socket | None = stream.extra(SocketAttribute.raw_socket, None)
+        if sock is not None:
+            info.update(socket_extra_info(sock))
+        else:
+            local = stream.extra(SocketAttribute.local_address, None)
+            if local is not None:
+                info["sockname"] = local
+            remote = stream.extra(SocketAttribute.remote_address, None)
+            if remote is not None:
+                info["peername"] = remote
+        if known:
+            info.update(known)
     ssl_object = stream.extra(TLSAttribute.ssl_object, None)
     if ssl_object is not None:
         info["sslcontext"] = ssl_object.context

@@ -20,7 +20,7 @@ from .._backends import fd_waits
 from .._core._connection_set import ConnectionSet
 from .._core._errors import logger
 from .._core._host import Host
-from .._transports._pipeline import accept_socket, connect_socket
+from .._transports._pipeline import accept_socket, accept_tls_socket
 from .._transports._tls import TLSOptions
 from ._bridge import trio_side
 from ._dns import resolve
@@ -273,20 +273,24 @@ class Server(asyncio.AbstractServer):
         return False
 
     async def _serve_tls_connection(self, conn: socket.socket, addr: Any) -> None:
+        """The handshake, then the connection's reading, in this one task."""
+        assert self._tls is not None
         try:
-            await connect_socket(
+            transport = await accept_tls_socket(
                 self._host,
                 self._protocol_factory,
                 conn,
+                self._tls,
                 extra={"peername": addr},
                 clients=self._clients,
-                tls=self._tls,
             )
         except (SystemExit, KeyboardInterrupt, anyio.get_cancelled_exc_class()):
             conn.close()
             raise
         except BaseException as exc:
             self._setup_failed(conn, exc)
+            return
+        await transport.run()
 
     def _setup_failed(self, conn: socket.socket, exc: BaseException) -> None:
         """Setting up an accepted connection failed: close its socket, and

@@ -66,6 +66,7 @@ def _start(
     extra: dict[str, Any] | None,
     clients: ConnectionSet | None,
     ssl_shutdown_timeout: float | None,
+    reader_task: bool = True,
 ) -> tuple[StreamTransport, _P]:
     """Make the protocol and its transport, and start it (``connection_made()``
     included), as a callback of the loop: the caller closes *stream* if this
@@ -76,7 +77,7 @@ def _start(
     transport = _make_transport(
         host, stream, protocol, extra, clients, ssl_shutdown_timeout
     )
-    transport.start()
+    transport.start(reader_task=reader_task)
     return transport, protocol
 
 
@@ -144,6 +145,39 @@ def accept_socket(
     except BaseException:
         stream.close_now()
         raise
+
+
+async def accept_tls_socket(
+    host: Host,
+    protocol_factory: Callable[[], asyncio.BaseProtocol],
+    sock: socket.socket,
+    tls: TLSOptions,
+    *,
+    extra: dict[str, Any] | None,
+    clients: ConnectionSet | None,
+) -> StreamTransport:
+    """Run a new protocol over a socket a TLS server accepted, once the
+    handshake is done, without a reader task: the caller, a task of the loop's,
+    goes on with the transport's :meth:`~StreamTransport.run` (a task fewer per
+    connection). The socket is closed if the handshake or the set-up fails, and
+    the exception propagates."""
+    _set_nodelay(sock)
+    tls_stream = await _handshake(SocketStream(sock), tls)
+    try:
+        transport, _ = host.invoke(
+            _start,
+            host,
+            protocol_factory,
+            tls_stream,
+            extra,
+            clients,
+            tls.shutdown_timeout,
+            False,
+        )
+    except BaseException:
+        await anyio.aclose_forcefully(tls_stream)
+        raise
+    return transport
 
 
 async def connect_socket(

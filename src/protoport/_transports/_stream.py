@@ -88,11 +88,12 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     loop's transport: the loop's reactor calls it when the socket is readable (one
     read, delivered at once) and, only while the buffer holds bytes for a slow
     peer, when it is writable. On any other stream a reader task feeds
-    ``data_received()`` (or ``get_buffer()``/``buffer_updated()``) and a writer
-    task drains the buffer. A TLS connection's transport is a subclass that cannot
-    half-close: its ``can_write_eof()`` is False.
+    ``data_received()`` (or ``get_buffer()``/``buffer_updated()``) and ends the
+    connection once it is closed; a writer task runs only while the buffer holds
+    bytes the stream has not taken yet. A TLS connection's transport is a
+    subclass that cannot half-close: its ``can_write_eof()`` is False.
 
-    ``start()``, ``finish()``, ``hand_over()``, ``belongs_to()``,
+    ``start()``, ``run()``, ``finish()``, ``hand_over()``, ``belongs_to()``,
     ``sendfile_socket()``, ``sending_file()``, ``is_writing_paused()`` and
     ``wait_flushed()`` serve the loop that owns the transport; they are not part
     of the transport's API.
@@ -105,6 +106,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         "_drained",
         "_eof_requested",
         "_eof_seen",
+        "_eof_sent",
         "_fd",
         "_held",
         "_in_sendfile",
@@ -120,7 +122,6 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         "_sync_send",
         "_write_scope",
         "_writer_done",
-        "_writer_wakeup",
         "_writing",
     )
 
@@ -147,9 +148,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         if sock is not None:
             info = socket_extra_info(sock, extra)
         else:
-            info = stream_extra_info(stream)
-            if extra:
-                info.update(extra)
+            info = stream_extra_info(stream, extra)
         super().__init__(host, protocol, info, clients)
         self._stream = stream
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
@@ -175,6 +174,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._registered = False
         self._eof_seen = False
         self._eof_requested = False
+        #: Whether the writer task has shut the stream's sending side down.
+        self._eof_sent = False
         self._reading_paused = False
         #: Set by resume_reading() for a reader task waiting while paused.
         self._resumed: anyio.Event | None = None
@@ -184,13 +185,14 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._writing = False
         #: Set once the reactor's writer stops, for a hand-over waiting on it.
         self._drained: anyio.Event | None = None
-        self._writer_wakeup: anyio.Event | None = None
         self._read_scope: CancelScope | None = None
         self._write_scope: CancelScope | None = None
-        #: Set when the reader task ends; None while none runs.
-        self._reader_done: anyio.Event | None = None
-        #: Set when the writer task ends; made when it is spawned (a hand-over
-        #: must wait for a writer that has not started yet), None once it ended.
+        #: Set when the reader's loop ends; made when the reader is started (a
+        #: hand-over must wait for a reader that has not started yet), None once
+        #: it ended or when there is none.
+        self._reader_done: Flag | None = None
+        #: Set when the writer task ends; made when it is spawned, None once it
+        #: ended or while none runs.
         self._writer_done: Flag | None = None
         #: Bytes read while paused, held until reading resumes.
         self._held: bytes | memoryview | None = None
@@ -211,10 +213,15 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
 
     # -- life cycle ------------------------------------------------------------
 
-    def start(self, *, call_connection_made: bool = True) -> None:
+    def start(
+        self, *, call_connection_made: bool = True, reader_task: bool = True
+    ) -> None:
         """Call ``connection_made()`` and start reading once it has returned
-        (through the reactor, or with reader and writer tasks over a stream that
-        is not a socket of protoport's own).
+        (through the reactor, or with a reader task over a stream that is not a
+        socket of protoport's own).
+
+        With *reader_task* false, no reader task is spawned for such a stream:
+        the caller awaits :meth:`run` instead, in a task of the loop's.
 
         A protocol without ``connection_made()`` (a factory that returned None)
         raises here, as asyncio's transports raise when they are made, before
@@ -230,24 +237,38 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
                 raise
         host.adopt(self)
         if self._readers is None:
-            host.spawn(self._run_reader)
             # Made here, perhaps in a callback of the loop; waited for by Trio code.
-            self._writer_done = Flag()
-            host.spawn(self._run_writer)
+            self._reader_done = Flag()
+            if reader_task:
+                host.spawn(self.run)
         if call_connection_made:
             self._run_callback(connection_made, self)
         self._update_registration()
 
-    async def _run_reader(self) -> None:
-        if self._life is not _OPEN or self._handing_over:
-            return
-        self._reader_done = done = anyio.Event()
+    async def run(self) -> None:
+        """Read until reading ends; then, if the transport is closing, end the
+        connection once the writer task (if any) is done: what the reader task
+        runs over a stream that is not a socket of protoport's own.
+
+        After an end of stream that leaves the transport half-open, it returns
+        at once: the writer task that ``close()`` then spawns ends the
+        connection.
+        """
+        done = self._reader_done
+        assert done is not None
         try:
-            with CancelScope() as self._read_scope:
-                await self._read_loop()
+            if self._life is _OPEN and not self._handing_over:
+                with CancelScope() as self._read_scope:
+                    await self._read_loop()
         finally:
+            self._read_scope = None
             self._reader_done = None
             done.set()
+            if self._life is not _OPEN and not self._handing_over:
+                with CancelScope(shield=True):
+                    if self._writer_done is not None:
+                        await self._writer_done.wait()
+                    await self.finish()
 
     async def _run_writer(self) -> None:
         done = self._writer_done
@@ -256,16 +277,40 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             with CancelScope() as self._write_scope:
                 await self._write_loop()
         finally:
+            self._write_scope = None
             self._writer_done = None
             done.set()
-            if not self._handing_over:
+            # With a reader still running, the reader ends the connection.
+            if (
+                self._life is not _OPEN
+                and self._reader_done is None
+                and not self._handing_over
+            ):
                 with CancelScope(shield=True):
                     await self.finish()
 
+    def _spawn_writer(self) -> None:
+        self._writer_done = Flag()
+        self._host.spawn(self._run_writer)
+
+    def _end_in_task(self) -> None:
+        """Over a stream that is not a socket of protoport's own: have a task end
+        the connection now that it is closing. The reader task does once its
+        loop ends, a writer task once the buffer is sent; with neither running,
+        a writer task is spawned to do it."""
+        if (
+            self._readers is None
+            and self._reader_done is None
+            and self._writer_done is None
+            and not self._finished
+        ):
+            self._spawn_writer()
+
     async def finish(self) -> None:
         """Close the stream and call ``connection_lost()`` exactly once: what the
-        writer task does when it ends, and what the loop does for a transport it
-        still holds when it closes."""
+        reader task (or a writer task, without one) does once the transport is
+        closing, and what the loop does for a transport it still holds when it
+        closes."""
         if self._finished:
             return
         self._finished = True
@@ -277,11 +322,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         if not isinstance(self._stream, SocketStream):
             # A socket of protoport's own is closed after connection_lost(), as
             # asyncio closes its sockets; other streams may need to say goodbye.
-            if graceful:
-                with anyio.move_on_after(self._close_timeout) as self._close_scope:
-                    await self._close_stream()
-                self._close_scope = None
-            await anyio.aclose_forcefully(self._stream)
+            await self._close_stream(graceful)
         self._buffer.clear()
         self._buffer.close()
         try:
@@ -309,11 +350,18 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             self._host.forget(self)
         stream.close_now()
 
-    async def _close_stream(self) -> None:
-        try:
-            await self._stream.aclose()
-        except (OSError, BrokenResourceError, ClosedResourceError):
-            pass
+    async def _close_stream(self, graceful: bool) -> None:
+        """Close a stream that is not a socket of protoport's own: unless the
+        transport was aborted, first with its ``aclose()`` (cut short by the
+        close timeout or by ``abort()``), then forcefully."""
+        if graceful:
+            with anyio.move_on_after(self._close_timeout) as self._close_scope:
+                try:
+                    await self._stream.aclose()
+                except (OSError, BrokenResourceError, ClosedResourceError):
+                    pass
+            self._close_scope = None
+        await anyio.aclose_forcefully(self._stream)
 
     async def hand_over(self) -> Handover:
         """Give the stream up (for ``start_tls()``): stop reading, let the writer
@@ -646,15 +694,12 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         """Have what is buffered (and an end of file asked for) sent: the
         reactor calls :meth:`_on_writable` until it is, or the writer task wakes."""
         if self._readers is None:
-            self._wake_writer()
+            # A writer task runs only while there is something to send.
+            if self._writer_done is None:
+                self._spawn_writer()
         elif not self._writing:
             self._writing = True
             self._readers.add_writer(self._fd, self._on_writable)
-
-    def _wake_writer(self) -> None:
-        if self._writer_wakeup is not None:
-            self._writer_wakeup.set()
-            self._writer_wakeup = None
 
     def _stop_writing(self) -> None:
         """The reactor's writer is done: nothing is left to send, or nothing more
@@ -669,7 +714,6 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
     async def _wait_writer_idle(self) -> None:
         """Return once the writer has sent what is buffered, or stopped."""
         if self._readers is None:
-            self._wake_writer()
             if self._writer_done is not None:
                 await self._writer_done.wait()
         elif self._writing:
@@ -709,10 +753,11 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
             self._fatal_error(exc, "Fatal write error on socket transport")
 
     async def _write_loop(self) -> None:
+        """Send what is buffered, then the end of file if one is asked for;
+        return once nothing is left to send (the task ends then)."""
         buffer = self._buffer
         stream = self._stream
         send_some = stream.send_some if isinstance(stream, SocketStream) else None
-        eof_sent = False
         while True:
             if buffer:
                 chunk = buffer.peek()
@@ -736,8 +781,8 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
                 continue
             if self._life is not _OPEN or self._handing_over:
                 return
-            if self._eof_requested and not eof_sent:
-                eof_sent = True
+            if self._eof_requested and not self._eof_sent:
+                self._eof_sent = True
                 try:
                     await self._stream.send_eof()
                 except (BrokenResourceError, EndOfStream, OSError) as exc:
@@ -746,8 +791,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
                     )
                     return
                 continue
-            self._writer_wakeup = wakeup = anyio.Event()
-            await wakeup.wait()
+            return
 
     # -- sendfile --------------------------------------------------------------
 
@@ -814,7 +858,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._stop_reading()
         # Bytes still buffered keep the reactor's writer (or the writer task) on
         # until they are sent; then the connection ends.
-        self._wake_writer()
+        self._end_in_task()
         if (
             self._lost_at_close
             and not self._buffer
@@ -836,7 +880,7 @@ class StreamTransport(BufferedWriting, TransportBase, asyncio.Transport):
         self._stop_reading()
         if self._write_scope is not None:
             self._write_scope.cancel()
-        self._wake_writer()
+        self._end_in_task()
         self._stop_writing()
 
     def _stop_reading(self) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import ssl as _ssl
 import weakref
 from dataclasses import dataclass
@@ -14,6 +13,7 @@ from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
 from .._core._errors import logger
+from .._core._socket_stream import SocketStream
 from .._core._write_buffer import WriteBuffer
 from ._stream import StreamTransport
 
@@ -143,8 +143,6 @@ class TLSTransport(StreamTransport):
     _lost_at_close = False
     _callback_error_message = "Fatal error on SSL protocol"
     _lost_write_warning = "SSL connection is closed"
-    # The shutdown has its own timeout (see _close_stream).
-    _close_timeout = math.inf
 
     def __init__(
         self,
@@ -206,12 +204,27 @@ class TLSTransport(StreamTransport):
         else:
             self._fatal_error(exc, message)
 
-    async def _close_stream(self) -> None:
+    async def _close_stream(self, graceful: bool) -> None:
         stream = self._stream
         assert isinstance(stream, TLSStream)
+        if graceful:
+            await self._shut_down(stream)
+        # The TLS stream is not standard-compatible: closing it only closes the
+        # stream underneath, which a socket of protoport's own does at once.
+        underneath = stream.transport_stream
+        if isinstance(underneath, SocketStream):
+            underneath.close_now()
+        else:
+            await anyio.aclose_forcefully(stream)
+
+    async def _shut_down(self, stream: TLSStream) -> None:
+        """Send ``close_notify`` and wait for the peer's, within the shutdown
+        timeout (``abort()`` cuts it short): what ``connection_lost()`` gets,
+        and whether ``eof_received()`` is called, follow asyncio."""
         clean = False
         read_bio = getattr(stream, "_read_bio", None)
         with anyio.move_on_after(self._shutdown_timeout) as scope:
+            self._close_scope = scope
             try:
                 # As asyncio: once the peer has closed the connection itself
                 # (without a TLS shutdown), no close_notify is sent.
@@ -231,11 +244,13 @@ class TLSTransport(StreamTransport):
                 pass
             else:
                 clean = True
+        self._close_scope = None
         if scope.cancelled_caught:
-            self._exc = TimeoutError("SSL shutdown timed out")
+            # Cut short by abort() rather than by the timeout: nothing to report.
+            if anyio.current_time() >= scope.deadline:
+                self._exc = TimeoutError("SSL shutdown timed out")
         elif clean and not self._eof_delivered:
             self._call_eof_received()
-        await super()._close_stream()
 
 
 def is_tls(stream: ByteStream) -> bool:
