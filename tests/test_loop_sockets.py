@@ -370,7 +370,7 @@ async def round_trips(loop: asyncio.AbstractEventLoop) -> Any:
             receiving = loop.create_task(loop.sock_recv(conn, 100))
             await asyncio.sleep(0)
             await loop.sock_sendall(client, b"over")
-            got = [await receiving]
+            got: list[Any] = [await receiving]
             big = bytes(range(256)) * 8192
             draining = loop.create_task(receive_exactly(loop, conn, len(big)))
             await loop.sock_sendall(client, big)
