@@ -9,6 +9,7 @@ import io
 import os
 import socket
 import ssl
+import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
@@ -386,6 +387,8 @@ async def round_trips(loop: asyncio.AbstractEventLoop) -> Any:
             await asyncio.sleep(0)
             await loop.sock_sendall(client, b"into")
             got.append(bytes(buf[: await receiving]))
+    if sys.version_info < (3, 11):
+        return got  # asyncio has the datagram calls from Python 3.11 on
     udp = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
     for s in udp:
         s.setblocking(False)
@@ -409,9 +412,10 @@ async def test_every_call_waits_in_a_loop_task(
 ) -> None:
     size = 256 * 8192
     expected = await native(round_trips)
+    datagrams = [b"ping", b"pong"] if sys.version_info >= (3, 11) else []
     assert expected == (
         "returned",
-        [b"over", size, size, size, size, size, b"into", b"ping", b"pong"],
+        [b"over", size, size, size, size, size, b"into", *datagrams],
     )
     if not reactor:
         # Where the loop has none (Trio without epoll, asyncio's proactor loop)
