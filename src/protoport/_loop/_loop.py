@@ -156,6 +156,7 @@ class Loop(TrioBridge):
             self._watches, self._check_fd, functools.partial(self.run_in_executor, None)
         )
         self._runtime_waits = _sockets.runtime_waits(self._check_fd)
+        self._on_asyncio = backend.name == "asyncio"
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancelled_at_exit: set[asyncio.Task[Any]] = set()
         self._exception_handler: ExceptionHandler | None = None
@@ -749,12 +750,13 @@ class Loop(TrioBridge):
 
     def _socket_waits(self) -> _sockets.Waits:
         """How a sock_*() call of the calling task waits: through the reactor
-        where the caller can await this loop's futures (a task of this loop, a
-        Trio task, any asyncio task), else the runtime's way (without a reactor,
-        or in a task of another loop under Trio)."""
-        running = get_running_loop_raw()
+        when the caller awaits this loop's futures as asyncio does (a task of
+        this loop under Trio, any task under asyncio); else the runtime's way: a
+        Trio task with Trio itself, which costs it one task switch less, a task
+        of another loop in a Trio task of that loop, and every caller where the
+        loop has no reactor."""
         if (
-            running is self or not isinstance(running, Loop)
+            self._on_asyncio or get_running_loop_raw() is self
         ) and self._reader_registry() is not None:
             return self._reactor_waits
         return self._runtime_waits

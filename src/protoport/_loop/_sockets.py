@@ -2,14 +2,15 @@
 
 Each call tries the socket at once, in the caller's own step, and waits only when
 the kernel has nothing to give or take, as asyncio's selector loop does. How it
-waits is a :class:`Waits`: where the caller can await the loop's futures, it
-registers the socket with the loop's reactor (in the place of any other reader
-or writer of that socket, as in asyncio) and awaits a future of the loop, so a
-call made in a task of the loop is registered before the task's next step and
-costs no other task; cancelling the call removes the registration. Elsewhere
-(no reactor, or a task of another loop) the call waits the runtime's way.
-Either way, cancelling a call leaves the socket as it was: nothing is taken from
-or given to the kernel after the cancellation.
+waits is a :class:`Waits`. A caller that awaits the loop's futures as asyncio
+does (a task of the loop under Trio, any task under asyncio) registers the socket
+with the loop's reactor, in the place of any other reader or writer of that
+socket as in asyncio, and awaits a future of the loop: the call is registered
+before the task's next step and costs no other task, and cancelling it removes
+the registration. Any other caller (a Trio task, a task of another loop, every
+caller where the loop has no reactor) waits the runtime's way. Either way,
+cancelling a call leaves the socket as it was: nothing is taken from or given to
+the kernel after the cancellation.
 """
 
 from __future__ import annotations
