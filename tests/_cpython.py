@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import socket
 import types
 import unittest
 from collections.abc import Awaitable
@@ -78,6 +79,12 @@ class DrivenLoop:
 
     def close(self) -> None:
         """Nothing to do: the loop is closed when ``open_loop()`` ends."""
+
+    def _stop_serving(self, sock: socket.socket) -> None:
+        """What the selector loop's private ``_stop_serving()`` does, which a
+        test calls to clean up: stop watching *sock* and close it."""
+        self._loop.remove_reader(sock)
+        sock.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._loop, name)

@@ -73,12 +73,6 @@ EXCLUSIONS = {
     "test_create_server_multiple_hosts_ipv6": Exclusion(
         _MOCKED_BINDING, shows="has no attribute 'getsockbyname'"
     ),
-    "test_prompt_cancellation": Exclusion(
-        "its last line calls the selector loop's private _stop_serving(); "
-        "everything it checks before that (a cancelled sock_recv() raises "
-        "CancelledError at once) passes",
-        shows="'Loop' object has no attribute '_stop_serving'",
-    ),
     "test_writer_callback": Exclusion(
         "it counts the writer callbacks that run before loop.stop() ends "
         "run_forever() in the same round; protoport's loop has neither (it runs "

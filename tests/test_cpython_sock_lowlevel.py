@@ -24,31 +24,9 @@ pytestmark = pytest.mark.anyio
 MIXIN = test_sock_lowlevel.BaseSockTestsMixin
 TESTS = cpython_tests(MIXIN)
 
-_BUSY = (
-    "it cancels a sock_*() call that waits on a socket and at once starts "
-    "another on the same socket; asyncio replaces the cancelled call's "
-    "registration, while under asyncio protoport's call waits through AnyIO, "
-    "whose wait stays registered until the cancelled task runs again, so the "
-    "new call meets AnyIO's BusyResourceError"
-)
-
 #: Tests that cannot pass, and why; ``@<runtime>`` limits an entry to one runtime.
-EXCLUSIONS = {
-    "test_sock_client_connect_racing@asyncio": Exclusion(
-        _BUSY, shows="BusyResourceError: Another task is already writing"
-    ),
-    "test_sock_client_racing@asyncio": Exclusion(
-        _BUSY, shows="BusyResourceError: Another task is already reading"
-    ),
-    "test_sock_client_racing@trio": Exclusion(
-        "under Trio the sock_*() calls of a loop task run in a Trio task of the "
-        "loop, which starts on the loop's next round: after one "
-        "asyncio.sleep(0) the test's sock_connect() has not begun, and its "
-        "blocking listener.accept() would block the loop's thread for good",
-        shows="",
-        runnable=False,
-    ),
-}
+#: None now: every test passes on both runtimes.
+EXCLUSIONS: dict[str, Exclusion] = {}
 
 
 @pytest.mark.parametrize("name", TESTS)

@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import socket
 import ssl
+import sys
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import anyio
@@ -121,6 +123,308 @@ async def test_cancelled_recv_leaves_the_bytes_for_the_next_one() -> None:
                 await loop.sock_recv(b, 100)
             a.send(b"kept")
             assert await loop.sock_recv(b, 100) == b"kept"
+
+
+# -- waiting as asyncio's selector loop waits ---------------------------------------
+
+
+async def in_loop_task(
+    loop: protoport.Loop,
+    call: Callable[[asyncio.AbstractEventLoop], Coroutine[Any, Any, Any]],
+) -> Any:
+    """What *call* gives (or raises) in a task of *loop*."""
+    return await outcome(loop.create_task(call(loop)))
+
+
+async def finish(task: asyncio.Future[Any]) -> None:
+    """Cancel *task* and wait until it has ended."""
+    task.cancel()
+    try:
+        await task
+    except asyncio.CancelledError:
+        pass
+
+
+async def registered_at_once(loop: asyncio.AbstractEventLoop) -> Any:
+    """Whether a waiting sock_recv() of a task holds the socket's reader slot
+    (which remove_reader() then takes from it) once the task has had one step,
+    and a sock_connect() has begun connecting."""
+    listener = socket.socket()
+    listener.setblocking(False)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    a, b = pair()
+    client = socket.socket()
+    client.setblocking(False)
+    with a, b, client, listener:
+        receiving = loop.create_task(loop.sock_recv(b, 10))
+        connecting = loop.create_task(loop.sock_connect(client, listener.getsockname()))
+        await asyncio.sleep(0)
+        registered = loop.remove_reader(b)
+        try:
+            listener.accept()[0].close()
+            began = True
+        except BlockingIOError:
+            began = False
+        await finish(receiving)
+        await finish(connecting)
+        return registered, began
+
+
+async def test_a_waiting_call_is_registered_before_the_tasks_next_step() -> None:
+    expected = await native(registered_at_once)
+    assert expected == ("returned", (True, True))
+    async with protoport.open_loop() as loop:
+        assert await in_loop_task(loop, registered_at_once) == expected
+
+
+async def cancel_then_call_again(loop: asyncio.AbstractEventLoop) -> Any:
+    """Cancel a waiting call and at once make another on the same socket, in
+    each direction (CPython's racing tests do this)."""
+    a, b = pair()
+    with a, b:
+        first = loop.create_task(loop.sock_recv(b, 100))
+        await asyncio.sleep(0)
+        first.cancel()
+        sending = loop.create_task(loop.sock_sendall(a, b"hello"))
+        received = await loop.sock_recv(b, 100)
+        await sending
+        # Fill the socket's buffers, then the same with sock_sendall().
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                a.send(b" " * 65536)
+        first = loop.create_task(loop.sock_sendall(a, b"lost"))
+        await asyncio.sleep(0)
+        first.cancel()
+        draining = loop.create_task(receive_until(loop, b, b"world"))
+        await loop.sock_sendall(a, b"world")
+        drained = await draining
+        return first.cancelled(), received, drained.strip(b" ")
+
+
+async def receive_until(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, end: bytes
+) -> bytes:
+    got = bytearray()
+    while not got.endswith(end):
+        got += await loop.sock_recv(sock, 65536)
+    return bytes(got)
+
+
+async def receive_exactly(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, size: int
+) -> int:
+    """Receive *size* bytes; return how many came."""
+    got = 0
+    while got < size:
+        got += len(await loop.sock_recv(sock, min(65536, size - got)))
+    return got
+
+
+async def test_a_call_cancelled_while_waiting_gives_way_to_the_next() -> None:
+    expected = await native(cancel_then_call_again)
+    assert expected == ("returned", (True, b"hello", b"world"))
+    async with protoport.open_loop() as loop:
+        assert await in_loop_task(loop, cancel_then_call_again) == expected
+
+
+async def cancelled_leaves_nothing(loop: asyncio.AbstractEventLoop) -> Any:
+    """After a cancelled call the socket is watched by nothing: it closes
+    cleanly, and a reader added later for the same descriptor number (a new
+    socket's) is called."""
+    a, b = pair()
+    fileno = b.fileno()
+    task = loop.create_task(loop.sock_recv(b, 100))
+    await asyncio.sleep(0)
+    await finish(task)
+    leftover = loop.remove_reader(fileno)
+    a.close()
+    b.close()
+    c, d = pair()
+    with c, d:
+        seen: asyncio.Future[bytes] = loop.create_future()
+
+        def on_readable() -> None:
+            if not seen.done():
+                seen.set_result(d.recv(100))
+
+        loop.add_reader(d, on_readable)
+        c.send(b"seen")
+        got = await asyncio.wait_for(seen, 5)
+        return leftover, got, loop.remove_reader(d), d.fileno() == fileno
+
+
+async def test_a_cancelled_call_leaves_no_registration() -> None:
+    expected = await native(cancelled_leaves_nothing)
+    # The new socket's descriptor is the old one's: what a leftover would hit.
+    assert expected == ("returned", (False, b"seen", True, True))
+    async with protoport.open_loop() as loop:
+        assert await in_loop_task(loop, cancelled_leaves_nothing) == expected
+
+
+async def call_takes_the_readers_place(loop: asyncio.AbstractEventLoop) -> Any:
+    """A waiting call replaces the socket's reader, which is gone for good once
+    the call has ended; a reader added while a call waits replaces the call's
+    registration."""
+    a, b = pair()
+    with a, b:
+        calls: list[str] = []
+        loop.add_reader(b, calls.append, "first reader")
+        task = loop.create_task(loop.sock_recv(b, 100))
+        await asyncio.sleep(0)
+        a.send(b"for the call")
+        received = await task
+        a.send(b"for nobody")
+        await asyncio.sleep(0.05)
+        still_watched = loop.remove_reader(b)
+        b.recv(100)
+        task = loop.create_task(loop.sock_recv(b, 100))
+        await asyncio.sleep(0)
+        loop.add_reader(b, lambda: calls.append("second reader") or b.recv(100))
+        a.send(b"for the reader")
+        await asyncio.sleep(0.05)
+        waiting = not task.done()
+        await finish(task)
+        loop.remove_reader(b)
+        return received, calls, still_watched, waiting
+
+
+async def test_a_waiting_call_and_add_reader_share_one_slot_as_in_asyncio() -> None:
+    expected = await native(call_takes_the_readers_place)
+    assert expected == ("returned", (b"for the call", ["second reader"], False, True))
+    async with protoport.open_loop() as loop:
+        assert await in_loop_task(loop, call_takes_the_readers_place) == expected
+
+
+async def test_a_cancelled_call_of_the_tests_own_task_gives_way_to_the_next() -> None:
+    # The test's task is a Trio task under Trio (whose calls wait with Trio),
+    # an asyncio task that is not the loop's under asyncio (whose calls wait
+    # through the loop's reactor).
+    a, b = pair()
+    with a, b:
+        async with protoport.open_loop() as loop:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(loop.sock_recv, b, 100)
+                await anyio.sleep(0.01)
+                assert loop.remove_writer(b) is False
+                tg.cancel_scope.cancel()
+                with anyio.fail_after(5):
+                    async with anyio.create_task_group() as again:
+                        again.start_soon(loop.sock_sendall, a, b"next")
+                        assert await loop.sock_recv(b, 100) == b"next"
+            loop.add_reader(b, lambda: None)
+            assert loop.remove_reader(b) is True
+
+
+async def test_a_call_waiting_when_the_loop_ends(anyio_backend: str) -> None:
+    a, b = pair()
+    with a, b:
+        async with anyio.create_task_group() as tg:
+            outcomes: list[Any] = []
+
+            async def receive(loop: protoport.Loop) -> None:
+                outcomes.append(await outcome(loop.sock_recv(b, 100)))
+
+            async with protoport.open_loop() as loop:
+                tg.start_soon(receive, loop)
+                await anyio.sleep(0.01)
+            await anyio.sleep(0.01)
+            if anyio_backend == "trio":
+                # A Trio task waits with Trio itself, whatever becomes of the loop.
+                assert outcomes == []
+                a.send(b"after")
+                await wait_until(lambda: outcomes)
+                assert outcomes == [("returned", b"after")]
+            else:
+                # Its registration was the loop's: the call fails as a call that
+                # must wait on a closed loop does.
+                assert outcomes == [("raised", RuntimeError, "Event loop is closed")]
+                assert await outcome(loop.sock_recv(b, 100)) == outcomes[0]
+
+
+async def test_a_task_of_another_loop_calls_too() -> None:
+    a, b = pair()
+    with a, b:
+        async with protoport.open_loop() as outer, protoport.open_loop() as inner:
+
+            async def receive() -> bytes:
+                task = asyncio.get_running_loop().create_task(outer.sock_recv(b, 10))
+                await asyncio.sleep(0.01)
+                a.send(b"across")
+                return await task
+
+            assert await inner.create_task(receive()) == b"across"
+
+
+async def round_trips(loop: asyncio.AbstractEventLoop) -> Any:
+    """Every call, each made to wait."""
+    listener = socket.socket()
+    listener.setblocking(False)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.socket()
+    client.setblocking(False)
+    with listener, client, tempfile.TemporaryFile() as on_disk:
+        accepting = loop.create_task(loop.sock_accept(listener))
+        await asyncio.sleep(0)
+        await loop.sock_connect(client, listener.getsockname())
+        conn, _ = await accepting
+        with conn:
+            receiving = loop.create_task(loop.sock_recv(conn, 100))
+            await asyncio.sleep(0)
+            await loop.sock_sendall(client, b"over")
+            got: list[Any] = [await receiving]
+            big = bytes(range(256)) * 8192
+            draining = loop.create_task(receive_exactly(loop, conn, len(big)))
+            await loop.sock_sendall(client, big)
+            got.append(await draining)
+            on_disk.write(big)
+            on_disk.flush()
+            for file in (on_disk, io.BytesIO(big)):
+                draining = loop.create_task(receive_exactly(loop, conn, len(big)))
+                got.append(await loop.sock_sendfile(client, file, 0))
+                got.append(await draining)
+            buf = bytearray(10)
+            receiving = loop.create_task(loop.sock_recv_into(conn, buf))
+            await asyncio.sleep(0)
+            await loop.sock_sendall(client, b"into")
+            got.append(bytes(buf[: await receiving]))
+    if sys.version_info < (3, 11):
+        return got  # asyncio has the datagram calls from Python 3.11 on
+    udp = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+    for s in udp:
+        s.setblocking(False)
+        s.bind(("127.0.0.1", 0))
+    one, two = udp
+    with one, two:
+        receiving = loop.create_task(loop.sock_recvfrom(two, 100))
+        await asyncio.sleep(0)
+        await loop.sock_sendto(one, b"ping", two.getsockname())
+        got.append((await receiving)[0])
+        receiving = loop.create_task(loop.sock_recvfrom_into(one, buf))
+        await asyncio.sleep(0)
+        await loop.sock_sendto(two, b"pong", one.getsockname())
+        got.append(bytes(buf[: (await receiving)[0]]))
+    return got
+
+
+@pytest.mark.parametrize("reactor", [True, False], ids=["reactor", "no reactor"])
+async def test_every_call_waits_in_a_loop_task(
+    reactor: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    size = 256 * 8192
+    expected = await native(round_trips)
+    datagrams = [b"ping", b"pong"] if sys.version_info >= (3, 11) else []
+    assert expected == (
+        "returned",
+        [b"over", size, size, size, size, size, b"into", *datagrams],
+    )
+    if not reactor:
+        # Where the loop has none (Trio without epoll, asyncio's proactor loop)
+        # the calls wait the runtime's way.
+        monkeypatch.setattr(protoport.Loop, "_reader_registry", lambda self: None)
+    async with protoport.open_loop() as loop:
+        assert await in_loop_task(loop, round_trips) == expected
 
 
 # -- connecting and accepting ------------------------------------------------------

@@ -40,6 +40,7 @@ from .._transports._subprocess import SubprocessTransport
 from .._transports._tls import TLSOptions, check_timeouts
 from . import _connections, _datagrams, _dns, _pipes, _sendfile, _servers, _sockets
 from ._bridge import TrioBridge, trio_side
+from ._descriptors import READ, WRITE, Watches
 from ._servers import Server
 from ._subprocesses import (
     check_common_arguments,
@@ -58,9 +59,6 @@ if TYPE_CHECKING:
 _P = TypeVar("_P", bound=asyncio.BaseProtocol)
 
 ExceptionHandler = Callable[[asyncio.AbstractEventLoop, dict[str, Any]], object]
-
-_READ = "reader"
-_WRITE = "writer"
 
 
 def _fileno(fd: Any) -> int:
@@ -153,9 +151,15 @@ class Loop(TrioBridge):
         #: The handles of add_signal_handler(), by signal.
         self._signals: dict[int, asyncio.Handle] = {}
         self._default_executor: concurrent.futures.ThreadPoolExecutor | None = None
-        #: What add_reader()/add_writer() registered, by descriptor and kind.
-        self._watched: dict[tuple[int, str], asyncio.Handle] = {}
         self._readers_made = False
+        #: What add_reader()/add_writer() and the waiting sock_*() calls
+        #: registered.
+        self._watches = Watches(self, self._reader_registry, backend.create_waiter)
+        self._reactor_waits = _sockets.reactor_waits(
+            self._watches, self._check_fd, functools.partial(self.run_in_executor, None)
+        )
+        self._runtime_waits = _sockets.runtime_waits(self._check_fd)
+        self._on_asyncio = backend.name == "asyncio"
         self._tasks: set[asyncio.Task[Any]] = set()
         self._cancelled_at_exit: set[asyncio.Task[Any]] = set()
         self._exception_handler: ExceptionHandler | None = None
@@ -226,13 +230,7 @@ class Loop(TrioBridge):
             with anyio.CancelScope(shield=True):
                 await self._finish_leftovers()
             self._closed = True
-            for fileno, kind in list(self._watched):
-                # Under asyncio the registrations are the asyncio loop's, which
-                # goes on after this one.
-                try:
-                    self._drop_watch(fileno, kind)
-                except (OSError, ValueError):  # the descriptor is closed already
-                    pass
+            self._watches.close()
             for sig in list(self._signals):
                 self.remove_signal_handler(sig)
             self._backend.close()
@@ -671,36 +669,32 @@ class Loop(TrioBridge):
 
     # -- sockets ---------------------------------------------------------------
 
-    @trio_side
+    # Each sock_*() call tries its socket at once, in the caller's step, and
+    # waits only when it must (see _sockets).
+
     async def sock_recv(self, sock: socket.socket, nbytes: int) -> bytes:
         """Receive up to *nbytes* from *sock*, as :meth:`asyncio.loop.sock_recv`."""
         _sockets.check_socket(self, sock)
-        data: bytes = await _sockets.recv(
-            sock, self._check_fd, functools.partial(sock.recv, nbytes)
+        return await _sockets.recv(
+            sock, self._socket_waits(), functools.partial(sock.recv, nbytes)
         )
-        return data
 
-    @trio_side
     async def sock_recv_into(self, sock: socket.socket, buf: Any) -> int:
         """Receive into *buf*, as :meth:`asyncio.loop.sock_recv_into`."""
         _sockets.check_socket(self, sock)
-        nbytes: int = await _sockets.recv(
-            sock, self._check_fd, functools.partial(sock.recv_into, buf)
+        return await _sockets.recv(
+            sock, self._socket_waits(), functools.partial(sock.recv_into, buf)
         )
-        return nbytes
 
-    @trio_side
     async def sock_recvfrom(
         self, sock: socket.socket, bufsize: int
     ) -> tuple[bytes, Any]:
         """Receive a datagram, as :meth:`asyncio.loop.sock_recvfrom`."""
         _sockets.check_socket(self, sock)
-        received: tuple[bytes, Any] = await _sockets.recv(
-            sock, self._check_fd, functools.partial(sock.recvfrom, bufsize)
+        return await _sockets.recv(
+            sock, self._socket_waits(), functools.partial(sock.recvfrom, bufsize)
         )
-        return received
 
-    @trio_side
     async def sock_recvfrom_into(
         self, sock: socket.socket, buf: Any, nbytes: int = 0
     ) -> tuple[int, Any]:
@@ -709,38 +703,34 @@ class Loop(TrioBridge):
         _sockets.check_socket(self, sock)
         if not nbytes:
             nbytes = len(buf)
-        received: tuple[int, Any] = await _sockets.recv(
-            sock, self._check_fd, functools.partial(sock.recvfrom_into, buf, nbytes)
+        return await _sockets.recv(
+            sock,
+            self._socket_waits(),
+            functools.partial(sock.recvfrom_into, buf, nbytes),
         )
-        return received
 
-    @trio_side
     async def sock_sendall(self, sock: socket.socket, data: Any) -> None:
         """Send all of *data*, as :meth:`asyncio.loop.sock_sendall`."""
         _sockets.check_socket(self, sock)
-        await _sockets.sendall(sock, self._check_fd, data)
+        await _sockets.sendall(sock, self._socket_waits(), data)
 
-    @trio_side
     async def sock_sendto(self, sock: socket.socket, data: Any, address: Any) -> int:
         """Send a datagram, as :meth:`asyncio.loop.sock_sendto`."""
         _sockets.check_socket(self, sock)
-        return await _sockets.sendto(sock, self._check_fd, data, address)
+        return await _sockets.sendto(sock, self._socket_waits(), data, address)
 
-    @trio_side
     async def sock_connect(self, sock: socket.socket, address: Any) -> None:
         """Connect *sock*, as :meth:`asyncio.loop.sock_connect` (a host name is
         resolved first)."""
         _sockets.check_socket(self, sock)
-        await _sockets.connect(self, sock, self._check_fd, address)
+        await _sockets.connect(self, sock, self._socket_waits(), address)
 
-    @trio_side
     async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
         """Accept a connection, as :meth:`asyncio.loop.sock_accept`; the new
         socket is non-blocking."""
         _sockets.check_socket(self, sock)
-        return await _sockets.accept(sock, self._check_fd)
+        return await _sockets.accept(sock, self._socket_waits())
 
-    @trio_side
     async def sock_sendfile(
         self,
         sock: socket.socket,
@@ -758,8 +748,21 @@ class Loop(TrioBridge):
         _sockets.check_socket(self, sock)
         _sockets.check_sendfile(sock, file, offset, count)
         return await _sockets.sendfile(
-            sock, self._check_fd, file, offset, count, fallback=bool(fallback)
+            sock, self._socket_waits(), file, offset, count, fallback=bool(fallback)
         )
+
+    def _socket_waits(self) -> _sockets.Waits:
+        """How a sock_*() call of the calling task waits: through the reactor
+        when the caller awaits this loop's futures as asyncio does (a task of
+        this loop under Trio, any task under asyncio); else the runtime's way: a
+        Trio task with Trio itself, which costs it one task switch less, a task
+        of another loop in a Trio task of that loop, and every caller where the
+        loop has no reactor."""
+        if (
+            self._on_asyncio or get_running_loop_raw() is self
+        ) and self._reader_registry() is not None:
+            return self._reactor_waits
+        return self._runtime_waits
 
     # -- sendfile --------------------------------------------------------------
 
@@ -814,61 +817,28 @@ class Loop(TrioBridge):
         """Call ``callback(*args)`` whenever *fd* is readable, as
         :meth:`asyncio.loop.add_reader` (under Trio through the loop's reactor,
         which needs Linux's epoll)."""
-        self._watch(fd, _READ, callback, args)
+        self._watches.add(self._unused_fileno(fd), READ, callback, args)
 
     def remove_reader(self, fd: Any) -> bool:
         """Stop watching *fd* for reading; return whether it was watched."""
-        return self._unwatch(fd, _READ)
+        return self._watches.remove(self._unused_fileno(fd), READ)
 
     def add_writer(  # type: ignore[override]
         self, fd: Any, callback: Callable[..., object], *args: Any
     ) -> None:
         """Call ``callback(*args)`` whenever *fd* is writable, as
         :meth:`asyncio.loop.add_writer`."""
-        self._watch(fd, _WRITE, callback, args)
+        self._watches.add(self._unused_fileno(fd), WRITE, callback, args)
 
     def remove_writer(self, fd: Any) -> bool:
         """Stop watching *fd* for writing; return whether it was watched."""
-        return self._unwatch(fd, _WRITE)
+        return self._watches.remove(self._unused_fileno(fd), WRITE)
 
-    def _watch(
-        self, fd: Any, kind: str, callback: Callable[..., object], args: Any
-    ) -> None:
+    def _unused_fileno(self, fd: Any) -> int:
+        """The descriptor of *fd*, which no transport of this loop may use."""
         fileno = _fileno(fd)
         self._check_fd(fileno, fd)
-        self._check_open()
-        registry = self._reader_registry()
-        if registry is None:
-            raise NotImplementedError(
-                "add_reader() and add_writer() need a loop with a reactor, which "
-                "protoport has under Trio only where Linux's epoll exists"
-            )
-        handle = asyncio.Handle(callback, args, self, None)
-        previous = self._watched.pop((fileno, kind), None)
-        if previous is not None:
-            previous.cancel()
-        self._watched[(fileno, kind)] = handle
-        add = registry.add_reader if kind == _READ else registry.add_writer
-        add(fileno, functools.partial(run_handle, handle))
-
-    def _unwatch(self, fd: Any, kind: str) -> bool:
-        fileno = _fileno(fd)
-        self._check_fd(fileno, fd)
-        if self._closed:
-            return False
-        return self._drop_watch(fileno, kind)
-
-    def _drop_watch(self, fileno: int, kind: str) -> bool:
-        """Forget what add_reader()/add_writer() registered for *fileno*; return
-        whether there was something."""
-        handle = self._watched.pop((fileno, kind), None)
-        if handle is None:
-            return False
-        handle.cancel()
-        registry = self._reader_registry()
-        assert registry is not None
-        remove = registry.remove_reader if kind == _READ else registry.remove_writer
-        return remove(fileno)
+        return fileno
 
     # -- signals -----------------------------------------------------------------
 

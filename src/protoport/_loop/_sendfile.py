@@ -22,7 +22,7 @@ from .._backends import fd_waits
 from .._core._host import Host
 from .._transports._stream import StreamTransport
 from ._bridge import trio_side
-from ._sockets import check_sendfile, sendfile_native
+from ._sockets import check_sendfile, runtime_waits, sendfile_native
 
 #: What the fallback reads and writes at a time (asyncio's size).
 FALLBACK_CHUNK = 16 * 1024
@@ -97,7 +97,9 @@ async def _flush_and_send(
     # socket is never blocking: protoport's socket streams make it so).
     check_sendfile(sock, file, offset, count)
     try:
-        return await sendfile_native(sock, check_open, file, offset, count)
+        return await sendfile_native(
+            sock, runtime_waits(check_open), file, offset, count
+        )
     except fd_waits().closed_errors:
         # The transport closed the socket under the wait.
         raise ConnectionError("Connection is closed by peer") from None

@@ -1,28 +1,40 @@
 """Working with socket objects directly: ``loop.sock_recv()`` and its kin.
 
-Each call tries the socket at once and waits for readiness only when the kernel
-has nothing to give or take, as asyncio's selector loop does; the waits are the
-runtime's own (through AnyIO under asyncio), so the calls run under Trio and
-asyncio alike. Cancelling a call leaves the socket as it was: nothing is taken
-from or given to the kernel after the cancellation.
+Each call tries the socket at once, in the caller's own step, and waits only when
+the kernel has nothing to give or take, as asyncio's selector loop does. How it
+waits is a :class:`Waits`. A caller that awaits the loop's futures as asyncio
+does (a task of the loop under Trio, any task under asyncio) registers the socket
+with the loop's reactor, in the place of any other reader or writer of that
+socket as in asyncio, and awaits a future of the loop: the call is registered
+before the task's next step and costs no other task, and cancelling it removes
+the registration. Any other caller (a Trio task, a task of another loop, every
+caller where the loop has no reactor) waits the runtime's way. Either way,
+cancelling a call leaves the socket as it was: nothing is taken from or given to
+the kernel after the cancellation.
 """
 
 from __future__ import annotations
 
 import asyncio
 import errno
+import functools
 import io
 import os
 import socket
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import anyio.to_thread
 
 from .._backends import fd_waits
+from ._bridge import trio_side
+from ._descriptors import READ, WRITE, Watches
 from ._dns import AddrInfo, resolve
 from ._tls_arguments import check_not_ssl_socket
+
+T = TypeVar("T")
 
 #: What ``sock_sendfile()`` reads at a time when it falls back to sending.
 SENDFILE_FALLBACK_CHUNK = 256 * 1024
@@ -32,6 +44,69 @@ SENDFILE_FALLBACK_CHUNK = 256 * 1024
 FdCheck = Callable[[int], None]
 
 
+@dataclass(frozen=True, slots=True)
+class Waits:
+    """How a call waits. A wait for a socket first refuses one that a transport
+    of the loop uses, as asyncio does once a call must wait."""
+
+    #: Returns once the socket is readable (or may be).
+    readable: Callable[[socket.socket], Awaitable[None]]
+    #: Returns once the socket is writable (or may be).
+    writable: Callable[[socket.socket], Awaitable[None]]
+    #: ``run_in_thread(fn, *args)``: the outcome of ``fn(*args)``, called in a
+    #: worker thread.
+    run_in_thread: Callable[..., Awaitable[Any]]
+
+
+def reactor_waits(
+    watches: Watches,
+    check: FdCheck,
+    run_in_thread: Callable[..., Awaitable[Any]],
+) -> Waits:
+    """Waits through the loop's reactor, for callers that await the loop's
+    futures."""
+    return Waits(
+        functools.partial(_registered, watches, check, READ),
+        functools.partial(_registered, watches, check, WRITE),
+        run_in_thread,
+    )
+
+
+def _registered(
+    watches: Watches, check: FdCheck, kind: str, sock: socket.socket
+) -> asyncio.Future[None]:
+    fileno = sock.fileno()
+    check(fileno)
+    return watches.ready(fileno, kind)
+
+
+def runtime_waits(check: FdCheck) -> Waits:
+    """Waits the runtime's way (in a Trio task of the loop, for a task of a loop
+    under Trio)."""
+    return Waits(
+        functools.partial(_wait_readable, check),
+        functools.partial(_wait_writable, check),
+        _run_in_thread,
+    )
+
+
+@trio_side
+async def _wait_readable(check: FdCheck, sock: socket.socket) -> None:
+    check(sock.fileno())
+    await fd_waits().wait_readable(sock)
+
+
+@trio_side
+async def _wait_writable(check: FdCheck, sock: socket.socket) -> None:
+    check(sock.fileno())
+    await fd_waits().wait_writable(sock)
+
+
+@trio_side
+async def _run_in_thread(fn: Callable[..., T], *args: Any) -> T:
+    return await anyio.to_thread.run_sync(fn, *args)
+
+
 def check_socket(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     """asyncio's checks: no TLS socket; a non-blocking one (in debug mode)."""
     check_not_ssl_socket(sock)
@@ -39,27 +114,17 @@ def check_socket(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
         raise ValueError("the socket must be non-blocking")
 
 
-async def _wait_readable(sock: socket.socket, check: FdCheck) -> None:
-    check(sock.fileno())
-    await fd_waits().wait_readable(sock)
-
-
-async def _wait_writable(sock: socket.socket, check: FdCheck) -> None:
-    check(sock.fileno())
-    await fd_waits().wait_writable(sock)
-
-
-async def recv(sock: socket.socket, check: FdCheck, receive: Callable[[], Any]) -> Any:
+async def recv(sock: socket.socket, waits: Waits, receive: Callable[[], T]) -> T:
     """``receive()`` (one of the socket's receiving calls) once it gives
     something."""
     while True:
         try:
             return receive()
         except (BlockingIOError, InterruptedError):
-            await _wait_readable(sock, check)
+            await waits.readable(sock)
 
 
-async def sendall(sock: socket.socket, check: FdCheck, data: Any) -> None:
+async def sendall(sock: socket.socket, waits: Waits, data: Any) -> None:
     # The first attempt hands *data* to the socket as given, so that data it
     # refuses gets the socket's own TypeError, as in asyncio.
     try:
@@ -71,22 +136,22 @@ async def sendall(sock: socket.socket, check: FdCheck, data: Any) -> None:
         try:
             sent = sock.send(view)
         except (BlockingIOError, InterruptedError):
-            await _wait_writable(sock, check)
+            await waits.writable(sock)
             continue
         view = view[sent:]
 
 
-async def sendto(sock: socket.socket, check: FdCheck, data: Any, address: Any) -> int:
+async def sendto(sock: socket.socket, waits: Waits, data: Any, address: Any) -> int:
     while True:
         try:
             sent: int = sock.sendto(data, 0, address)
             return sent
         except (BlockingIOError, InterruptedError):
-            await _wait_writable(sock, check)
+            await waits.writable(sock)
 
 
 async def connect(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, check: FdCheck, address: Any
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, waits: Waits, address: Any
 ) -> None:
     """Connect as ``loop.sock_connect()``: an IP address is resolved first (a
     host name through ``loop.getaddrinfo()``); an error that shows only once the
@@ -109,19 +174,22 @@ async def connect(
     else:
         return
     while True:
-        await _wait_writable(sock, check)
-        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        await waits.writable(sock)
+        try:
+            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        except (BlockingIOError, InterruptedError):
+            continue
         if err != 0:
             raise OSError(err, f"Connect call failed {address}")
         return
 
 
-async def accept(sock: socket.socket, check: FdCheck) -> tuple[socket.socket, Any]:
+async def accept(sock: socket.socket, waits: Waits) -> tuple[socket.socket, Any]:
     while True:
         try:
             conn, address = sock.accept()
         except (BlockingIOError, InterruptedError):
-            await _wait_readable(sock, check)
+            await waits.readable(sock)
             continue
         conn.setblocking(False)
         return conn, address
@@ -148,7 +216,7 @@ def check_sendfile(
 
 async def sendfile(
     sock: socket.socket,
-    check: FdCheck,
+    waits: Waits,
     file: Any,
     offset: int,
     count: int | None,
@@ -160,15 +228,15 @@ async def sendfile(
     used and *fallback* allows, by reading and sending. Return how many bytes
     were sent."""
     try:
-        return await sendfile_native(sock, check, file, offset, count)
+        return await sendfile_native(sock, waits, file, offset, count)
     except asyncio.SendfileNotAvailableError:
         if not fallback:
             raise
-    return await _sendfile_by_reading(sock, check, file, offset, count)
+    return await _sendfile_by_reading(sock, waits, file, offset, count)
 
 
 async def sendfile_native(
-    sock: socket.socket, check: FdCheck, file: Any, offset: int, count: int | None
+    sock: socket.socket, waits: Waits, file: Any, offset: int, count: int | None
 ) -> int:
     """Send with ``os.sendfile()`` as asyncio's Unix loops do, and leave the
     file's position after the last byte sent (also when failing part way).
@@ -205,7 +273,7 @@ async def sendfile_native(
                 n = os.sendfile(sock.fileno(), fileno, offset + sent, blocksize)
             except (BlockingIOError, InterruptedError):
                 first = False
-                await _wait_writable(sock, check)
+                await waits.writable(sock)
                 continue
             except OSError as exc:
                 if sent == 0:
@@ -234,7 +302,7 @@ async def sendfile_native(
 
 
 async def _sendfile_by_reading(
-    sock: socket.socket, check: FdCheck, file: Any, offset: int, count: int | None
+    sock: socket.socket, waits: Waits, file: Any, offset: int, count: int | None
 ) -> int:
     if offset:
         file.seek(offset)
@@ -250,10 +318,10 @@ async def _sendfile_by_reading(
                 if blocksize <= 0:
                     break
             view = memoryview(buf)[:blocksize]
-            read = await anyio.to_thread.run_sync(file.readinto, view)
+            read = await waits.run_in_thread(file.readinto, view)
             if not read:
                 break
-            await sendall(sock, check, view[:read])
+            await sendall(sock, waits, view[:read])
             sent += read
     finally:
         if sent > 0 and hasattr(file, "seek"):
