@@ -248,12 +248,26 @@ class Scheduler:
         """Run the loop: forever, or until *until* returns true after an
         iteration."""
         self.open()
+        while True:
+            # The waits for the first timer happen in one cancel scope whose
+            # deadline follows the timers: a scope per wait would cost more than
+            # the rest of a wake-up. Only once its deadline has passed (Trio then
+            # cancels it for good) does the next one take its place.
+            with trio.CancelScope() as timer_scope:
+                await self._serve(timer_scope, until)
+                return
+
+    async def _serve(
+        self, timer_scope: trio.CancelScope, until: Callable[[], bool] | None
+    ) -> None:
         assert self._wake_in is not None
         wait_fd = self.reactor.fileno() if self.reactor is not None else self._wake_in
         loop = self._loop
         reactor = self.reactor
         report = loop.call_exception_handler
         clock = self._clock
+        wait_readable = trio.lowlevel.wait_readable
+        scope_deadline = timer_scope.deadline
         while True:
             # Iterations back to back, as a selector loop's, while there is work;
             # this loop is asyncio's running one, and sniffio names asyncio (for
@@ -291,13 +305,11 @@ class Scheduler:
                 # Still busy: let the run's other tasks have their turn.
                 await trio.lowlevel.checkpoint()
                 continue
+            if deadline != scope_deadline:
+                timer_scope.deadline = scope_deadline = deadline
             self.idle = True
             try:
-                if deadline == math.inf:
-                    await trio.lowlevel.wait_readable(wait_fd)
-                else:
-                    with trio.move_on_at(deadline):
-                        await trio.lowlevel.wait_readable(wait_fd)
+                await wait_readable(wait_fd)
             finally:
                 self.idle = False
                 self._woken = False
