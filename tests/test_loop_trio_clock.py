@@ -155,3 +155,30 @@ async def test_pending_timers_do_not_each_get_a_task(autojump_clock: Any) -> Non
         await done
         assert len(anyio.get_running_tasks()) == tasks_before
     assert fired == list(range(999))
+
+
+@pytest.mark.trio
+async def test_timers_added_and_cancelled_while_the_loop_waits_fire_on_time(
+    autojump_clock: Any,
+) -> None:
+    # The loop waits for its first timer; that timer changes under it: an earlier
+    # one comes, the first is cancelled, a later one follows.
+    fired: list[tuple[str, float]] = []
+    async with protoport.open_loop() as loop:
+        start = loop.time()
+
+        def fire(name: str) -> None:
+            fired.append((name, loop.time() - start))
+
+        first = loop.call_later(100, fire, "first")
+        await trio.sleep(10)
+        loop.call_later(40, fire, "earlier")
+        await trio.sleep(5)
+        first.cancel()
+        loop.call_later(185, fire, "later")
+        await trio.sleep(60)
+        loop.call_later(30, fire, "again")
+        done = loop.create_future()
+        loop.call_later(200, done.set_result, None)
+        await done
+    assert fired == [("earlier", 50), ("again", 105), ("later", 200)]

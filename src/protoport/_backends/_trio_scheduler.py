@@ -254,53 +254,59 @@ class Scheduler:
         reactor = self.reactor
         report = loop.call_exception_handler
         clock = self._clock
+        wait_readable = trio.lowlevel.wait_readable
         while True:
-            # Iterations back to back, as a selector loop's, while there is work;
-            # this loop is asyncio's running one, and sniffio names asyncio (for
-            # AnyIO code in callbacks and tasks), only until the task awaits: once
-            # per batch, not per callback.
-            previous = get_running_loop_raw()
-            library = sniffio_names.name
-            set_running_loop(loop)
-            sniffio_names.name = "asyncio"
-            try:
-                for _ in range(_TURNS_PER_CHECKPOINT):
-                    # Read what is readable, then run what is due.
-                    if reactor is not None:
-                        busy = reactor.dispatch(report)
-                    else:
-                        self._drain_wakeups()
-                        busy = False
-                    self._run_once()
-                    if until is not None and until():
-                        return
-                    if busy or self.ready:
+            # The waits for the first timer happen in one cancel scope whose
+            # deadline follows the timers: a scope per wait would cost more than
+            # the rest of a wake-up. Only once its deadline has passed (Trio then
+            # cancels it for good) does the next one take its place.
+            with trio.CancelScope() as timer_scope:
+                scope_deadline = math.inf
+                while True:
+                    # Iterations back to back, as a selector loop's, while there
+                    # is work; this loop is asyncio's running one, and sniffio
+                    # names asyncio (for AnyIO code in callbacks and tasks), only
+                    # until the task awaits: once per batch, not per callback.
+                    previous = get_running_loop_raw()
+                    library = sniffio_names.name
+                    set_running_loop(loop)
+                    sniffio_names.name = "asyncio"
+                    try:
+                        for _ in range(_TURNS_PER_CHECKPOINT):
+                            # Read what is readable, then run what is due.
+                            if reactor is not None:
+                                busy = reactor.dispatch(report)
+                            else:
+                                self._drain_wakeups()
+                                busy = False
+                            self._run_once()
+                            if until is not None and until():
+                                return
+                            if busy or self.ready:
+                                continue
+                            if not self._timers:
+                                deadline = math.inf
+                                break
+                            deadline = self._timers[0].when()
+                            if deadline > clock():
+                                break
+                        else:
+                            deadline = -math.inf
+                    finally:
+                        sniffio_names.name = library
+                        set_running_loop(previous)
+                    if deadline == -math.inf:
+                        # Still busy: let the run's other tasks have their turn.
+                        await trio.lowlevel.checkpoint()
                         continue
-                    if not self._timers:
-                        deadline = math.inf
-                        break
-                    deadline = self._timers[0].when()
-                    if deadline > clock():
-                        break
-                else:
-                    deadline = -math.inf
-            finally:
-                sniffio_names.name = library
-                set_running_loop(previous)
-            if deadline == -math.inf:
-                # Still busy: let the run's other tasks have their turn.
-                await trio.lowlevel.checkpoint()
-                continue
-            self.idle = True
-            try:
-                if deadline == math.inf:
-                    await trio.lowlevel.wait_readable(wait_fd)
-                else:
-                    with trio.move_on_at(deadline):
-                        await trio.lowlevel.wait_readable(wait_fd)
-            finally:
-                self.idle = False
-                self._woken = False
+                    if deadline != scope_deadline:
+                        timer_scope.deadline = scope_deadline = deadline
+                    self.idle = True
+                    try:
+                        await wait_readable(wait_fd)
+                    finally:
+                        self.idle = False
+                        self._woken = False
 
     def _run_once(self) -> None:
         timers = self._timers
