@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import importlib
 import socket
 import types
 import unittest
@@ -135,6 +136,20 @@ async def run_test(
 
     await loop.create_task(drive())
     return result
+
+
+def cpython_tests_module(name: str) -> types.ModuleType:
+    """CPython's ``test.test_asyncio.<name>``; the calling test module is skipped,
+    saying why, where the interpreter has no such module or it skips itself."""
+    try:
+        return importlib.import_module(f"test.test_asyncio.{name}")
+    except ImportError as exc:  # pragma: no cover - depends on the interpreter build
+        pytest.skip(
+            f"this interpreter has no CPython test package ({exc})",
+            allow_module_level=True,
+        )
+    except unittest.SkipTest as exc:  # pragma: no cover - e.g. a sanitizer build
+        pytest.skip(f"CPython's {name} skips here: {exc}", allow_module_level=True)
 
 
 def problems(result: unittest.TestResult) -> list[str]:

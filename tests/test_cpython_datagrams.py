@@ -13,15 +13,9 @@ from unittest import mock
 import pytest
 
 import protoport
-from _cpython import Proxy, cpython_tests, problems, run_test
+from _cpython import Proxy, cpython_tests, cpython_tests_module, problems, run_test
 
-try:
-    from test.test_asyncio import test_events
-except ImportError as exc:  # pragma: no cover - depends on the interpreter build
-    pytest.skip(
-        f"this interpreter has no CPython test package ({exc})",
-        allow_module_level=True,
-    )
+test_events = cpython_tests_module("test_events")
 
 pytestmark = pytest.mark.anyio
 

@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import pytest
 
-from _cpython import Exclusion, check, cpython_tests, excluded_names
+from _cpython import (
+    Exclusion,
+    check,
+    cpython_tests,
+    cpython_tests_module,
+    excluded_names,
+)
 from protoport._transports._tls import TLSTransport
 
-try:
-    from test.test_asyncio import test_events
-except ImportError as exc:  # pragma: no cover - depends on the interpreter build
-    pytest.skip(
-        f"this interpreter has no CPython test package ({exc})",
-        allow_module_level=True,
-    )
+test_events = cpython_tests_module("test_events")
 
 pytestmark = pytest.mark.anyio
 

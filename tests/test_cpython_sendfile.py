@@ -13,16 +13,16 @@ from typing import Any
 
 import pytest
 
-from _cpython import Exclusion, check, cpython_tests, excluded_names
+from _cpython import (
+    Exclusion,
+    check,
+    cpython_tests,
+    cpython_tests_module,
+    excluded_names,
+)
 from protoport._loop import _sendfile
 
-try:
-    from test.test_asyncio import test_sendfile
-except ImportError as exc:  # pragma: no cover - depends on the interpreter build
-    pytest.skip(
-        f"this interpreter has no CPython test package ({exc})",
-        allow_module_level=True,
-    )
+test_sendfile = cpython_tests_module("test_sendfile")
 
 pytestmark = pytest.mark.anyio
 

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import pytest
 
-from _cpython import Exclusion, check, cpython_tests, excluded_names
+from _cpython import (
+    Exclusion,
+    check,
+    cpython_tests,
+    cpython_tests_module,
+    excluded_names,
+)
 
-try:
-    from test.test_asyncio import test_sock_lowlevel
-except ImportError as exc:  # pragma: no cover - depends on the interpreter build
-    pytest.skip(
-        f"this interpreter has no CPython test package ({exc})",
-        allow_module_level=True,
-    )
+test_sock_lowlevel = cpython_tests_module("test_sock_lowlevel")
 
 pytestmark = pytest.mark.anyio
 

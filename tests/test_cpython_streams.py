@@ -18,19 +18,12 @@ import unittest
 from typing import Any
 from unittest import mock
 
-import pytest
-
-from _cpython import Proxy
+from _cpython import Proxy, cpython_tests_module
 from protoport import StreamReader, StreamReaderProtocol, StreamWriter
 from protoport._streams._writer import FlowControl
 
-try:
-    from test.test_asyncio import test_pep492, test_streams
-except ImportError as exc:  # pragma: no cover - depends on the interpreter build
-    pytest.skip(
-        f"this interpreter has no CPython test package ({exc})",
-        allow_module_level=True,
-    )
+test_pep492 = cpython_tests_module("test_pep492")
+test_streams = cpython_tests_module("test_streams")
 
 
 #: Tests that cannot pass, and why (the same list is in docs/streams.rst).

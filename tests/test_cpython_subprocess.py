@@ -17,7 +17,6 @@ module through its ``asyncio`` name).
 from __future__ import annotations
 
 import asyncio
-import unittest
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from unittest import mock
@@ -28,17 +27,18 @@ import protoport
 
 pytest.importorskip("greenlet")
 
-try:
-    from test.test_asyncio import test_events, test_subprocess
-except ImportError as exc:  # pragma: no cover - depends on the interpreter build
-    pytest.skip(
-        f"this interpreter has no CPython test package ({exc})",
-        allow_module_level=True,
-    )
-except unittest.SkipTest as exc:  # pragma: no cover - e.g. a sanitizer build
-    pytest.skip(f"CPython's subprocess tests skip here: {exc}", allow_module_level=True)
+from _cpython import (
+    Exclusion,
+    Proxy,
+    check,
+    cpython_tests,
+    cpython_tests_module,
+    excluded_names,
+)
 
-from _cpython import Exclusion, Proxy, check, cpython_tests, excluded_names
+test_events = cpython_tests_module("test_events")
+test_subprocess = cpython_tests_module("test_subprocess")
+
 
 pytestmark = pytest.mark.anyio
 

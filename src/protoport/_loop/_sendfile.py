@@ -22,6 +22,7 @@ from .._backends import fd_waits
 from .._core._host import Host
 from .._transports._stream import StreamTransport
 from ._bridge import trio_side
+from ._file_reading import FileReader
 from ._sockets import check_sendfile, runtime_waits, sendfile_native
 
 #: What the fallback reads and writes at a time (asyncio's size).
@@ -125,23 +126,15 @@ async def _read_and_write(
     offset: int,
     count: int | None,
 ) -> int:
-    blocksize = min(count, FALLBACK_CHUNK) if count else FALLBACK_CHUNK
-    buf = bytearray(blocksize)
+    reader = FileReader(file, count, FALLBACK_CHUNK)
     sent = 0
     try:
-        while True:
-            if count:
-                blocksize = min(count - sent, blocksize)
-                if blocksize <= 0:
-                    return sent
-            view = memoryview(buf)[:blocksize]
-            read = await anyio.to_thread.run_sync(file.readinto, view)
-            if not read:
-                return sent
+        while piece := await reader.next(anyio.to_thread.run_sync):
             await stand_in.wait_writable()
             # write() copies what the socket does not take at once.
-            transport.write(view[:read])
-            sent += read
+            transport.write(piece)
+            sent += len(piece)
+        return sent
     finally:
         if sent > 0 and hasattr(file, "seek"):
             file.seek(offset + sent)

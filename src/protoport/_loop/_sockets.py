@@ -32,6 +32,7 @@ from .._backends import fd_waits
 from ._bridge import trio_side
 from ._descriptors import READ, WRITE, Watches
 from ._dns import AddrInfo, resolve
+from ._file_reading import FileReader
 from ._tls_arguments import check_not_ssl_socket
 
 T = TypeVar("T")
@@ -306,23 +307,12 @@ async def _sendfile_by_reading(
 ) -> int:
     if offset:
         file.seek(offset)
-    blocksize = (
-        min(count, SENDFILE_FALLBACK_CHUNK) if count else SENDFILE_FALLBACK_CHUNK
-    )
-    buf = bytearray(blocksize)
+    reader = FileReader(file, count, SENDFILE_FALLBACK_CHUNK)
     sent = 0
     try:
-        while True:
-            if count:
-                blocksize = min(count - sent, blocksize)
-                if blocksize <= 0:
-                    break
-            view = memoryview(buf)[:blocksize]
-            read = await waits.run_in_thread(file.readinto, view)
-            if not read:
-                break
-            await sendall(sock, waits, view[:read])
-            sent += read
+        while piece := await reader.next(waits.run_in_thread):
+            await sendall(sock, waits, piece)
+            sent += len(piece)
     finally:
         if sent > 0 and hasattr(file, "seek"):
             file.seek(offset + sent)
