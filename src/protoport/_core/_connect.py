@@ -34,17 +34,13 @@ async def sock_connect(
     :class:`ConnectionRefusedError`); an error that ``connect()`` reports at once
     propagates as the OS gave it.
     """
-    try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        pass
-    else:
+    if begin_connect(sock, address):
         await yield_once()
         return
     if readers is None or get_running_loop_raw() is None:
         while True:
             await anyio.wait_writable(sock)
-            if _connected(sock, address):
+            if connected(sock, address):
                 return
     future = make_future()
     fd = sock.fileno()
@@ -53,7 +49,7 @@ async def sock_connect(
         if future.done():
             return
         try:
-            if _connected(sock, address):
+            if connected(sock, address):
                 future.set_result(None)
         except OSError as exc:
             future.set_exception(exc)
@@ -65,9 +61,21 @@ async def sock_connect(
         readers.remove_writer(fd)
 
 
-def _connected(sock: socket.socket, address: Any) -> bool:
+def begin_connect(sock: socket.socket, address: Any) -> bool:
+    """Start connecting the non-blocking *sock*: True if it connected at once,
+    False if the outcome is to be waited for (then :func:`connected` tells it
+    once the socket is writable); raises what ``connect()`` raises at once."""
+    try:
+        sock.connect(address)
+    except (BlockingIOError, InterruptedError):
+        return False
+    return True
+
+
+def connected(sock: socket.socket, address: Any) -> bool:
     """Whether the connect under way has succeeded (False: not yet known);
-    raises its error if it failed."""
+    raises its error, as ``OSError(errno, 'Connect call failed <address>')``, if
+    it failed."""
     try:
         err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
     except (BlockingIOError, InterruptedError):

@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 
 from .._backends import fd_waits
+from .._core._connect import begin_connect, connected
 from ._bridge import trio_side
 from ._descriptors import READ, WRITE, Watches
 from ._dns import AddrInfo, resolve
@@ -168,21 +169,12 @@ async def connect(
         if not infos:
             raise OSError(f"getaddrinfo({address[0]!r}) returned empty list")
         address = infos[0][4]
-    try:
-        sock.connect(address)
-    except (BlockingIOError, InterruptedError):
-        pass
-    else:
+    if begin_connect(sock, address):
         return
     while True:
         await waits.writable(sock)
-        try:
-            err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
-        except (BlockingIOError, InterruptedError):
-            continue
-        if err != 0:
-            raise OSError(err, f"Connect call failed {address}")
-        return
+        if connected(sock, address):
+            return
 
 
 async def accept(sock: socket.socket, waits: Waits) -> tuple[socket.socket, Any]:
