@@ -406,11 +406,14 @@ class CancelsItsCaller(Recorder):
 
 
 async def _cancel_subprocess_exec(
-    loop: asyncio.AbstractEventLoop, rounds: int = 0
+    loop: asyncio.AbstractEventLoop,
+    rounds: int = 0,
+    of: asyncio.AbstractEventLoop | None = None,
 ) -> list[Any]:
-    """Cancel a ``subprocess_exec()`` call of *loop* in progress, *rounds* rounds
-    of the loop after ``connection_made()``; what the caller sees then, and what
-    the protocol hears."""
+    """Cancel a ``subprocess_exec()`` call of *loop* (or of the loop *of*, from a
+    task of *loop*) in progress, *rounds* rounds of the loop after
+    ``connection_made()``; what the caller sees then, and what the protocol
+    hears."""
     made: list[CancelsItsCaller] = []
 
     def cancel_after(rounds: int) -> None:
@@ -423,7 +426,7 @@ async def _cancel_subprocess_exec(
         made.append(CancelsItsCaller(lambda: cancel_after(rounds)))
         return made[-1]
 
-    task = loop.create_task(loop.subprocess_exec(factory, "sleep", "30"))
+    task = loop.create_task((of or loop).subprocess_exec(factory, "sleep", "30"))
     outcome: list[Any] = []
     try:
         await task
@@ -472,6 +475,25 @@ async def test_a_cancellation_at_any_point_of_the_call_leaves_no_child_behind(
     assert outcome in (
         ["CancelledError", True, -signal.SIGKILL],
         # The call returned (a running child, which the caller then closed).
+        ["returned"],
+    )
+    assert open_fds() == before
+
+
+@pytest.mark.parametrize("rounds", range(5))
+async def test_a_task_of_another_loop_cancelled_in_the_call_leaves_no_child(
+    rounds: int,
+) -> None:
+    # Under Trio such a call runs in a Trio task of the caller's loop, which may
+    # get to its end after the caller was cancelled: the child is then undone.
+    before = open_fds()
+    async with protoport.open_loop() as loop, protoport.open_loop() as other:
+        with anyio.fail_after(5):
+            outcome = await loop.create_task(
+                _cancel_subprocess_exec(loop, rounds, of=other)
+            )
+    assert outcome in (
+        ["CancelledError", True, -signal.SIGKILL],
         ["returned"],
     )
     assert open_fds() == before

@@ -160,10 +160,7 @@ class TrioBridge(asyncio.AbstractEventLoop):
                 and not future.cancelled()
                 and future.exception() is None
             ):
-                made = future.result()
-                undone: asyncio.Future[object] = self.create_future()
-                self._spawn(_TrioWork(undone).run, lambda: discard(made))
-                await _outlast(undone)
+                await _outlast(self.start_trio(discard, future.result()))
             raise
 
     async def run_asyncio(
